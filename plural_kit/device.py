@@ -1,0 +1,81 @@
+"""One place that picks the device, the compute dtype and the seeds for the whole package."""
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+def get_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA, then Apple MPS (with a warning), then CPU.
+
+    Any explicit value (``"cpu"``, ``"cuda:1"``, a :class:`torch.device`) is checked and returned.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            warnings.warn(
+                "using Apple MPS: some operations fall back to the CPU and bf16 is limited",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+@lru_cache(maxsize=1)
+def cpu_has_bf16_matmul() -> bool:
+    """True when this CPU has bf16 matrix units (AMX-BF16 or AVX512-BF16), read from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def get_dtype(dtype: str | torch.dtype = "auto", device: str | torch.device = "auto") -> torch.dtype:
+    """Resolve the compute dtype for inference.
+
+    ``"auto"``: bf16 on CUDA GPUs that support it (fp16 otherwise), bf16 on CPUs with bf16
+    matrix units, fp32 elsewhere. Strings ``"float32"``, ``"bf16"``, ``"fp16"`` etc. are accepted.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {
+        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    }
+    if dtype != "auto":
+        try:
+            return names[str(dtype).lower()]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use 'auto' or one of {sorted(names)}") from None
+    dev = get_device(device)
+    if dev.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if dev.type == "cpu" and cpu_has_bf16_matmul():
+        return torch.bfloat16
+    return torch.float32
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and PyTorch; return a fresh ``numpy.random.Generator(seed)``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    return np.random.default_rng(seed)

@@ -1,0 +1,219 @@
+"""PAL: the ideal-point model of pluralistic alignment (Chen et al. 2024, "PAL: Pluralistic
+alignment framework for learning from heterogeneous preferences").
+
+Items are mapped to a learned space, ``f(x) = A x`` (or ``f(x) = x`` when ``latent_dim`` is
+None). The model keeps ``K`` prototype points ``p_1..p_K`` there; every user is a point on
+the simplex of prototypes, ``w_u = softmax(l_u)``, and their ideal point is
+``a_u = sum_k w_uk p_k``. A user's reward is the negative squared distance to their ideal
+point, and preferences follow Bradley-Terry with a temperature ``tau``::
+
+    r_u(x) = -||f(x) - a_u||^2,        P(c > r | u) = sigmoid(tau * (r_u(c) - r_u(r)))
+
+Because ``r_u(c) - r_u(r) = ||f(r)||^2 - ||f(c)||^2 + 2 a_u . (f(c) - f(r))`` is linear in the
+ideal point, the whole data set is fitted full-batch in a few hundred L-BFGS steps (PyTorch,
+CPU or GPU) instead of minibatch SGD, with a few random restarts; the best training
+objective wins.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
+
+from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward.base import POPULATION, PreferenceModel
+
+
+class PAL(PreferenceModel):
+    """Ideal-point pluralistic reward model (PAL-A with a linear map), trained with PyTorch.
+
+    Parameters
+    ----------
+    n_prototypes : number K of prototype points (>= 1).
+    latent_dim : dimension of the learned space ``f(x) = A x``; None keeps the features
+        (``A`` = identity, not learned).
+    alpha : L2 penalty on the shared parameters (``A - A_init`` and the prototypes), per pair.
+    user_alpha : L2 penalty on each user's simplex logits (towards uniform weights in ``fit``,
+        towards the population weights in ``adapt``); a Gaussian prior, counted once per user.
+    temperature : fixed ``tau``; None learns it when ``latent_dim`` is None. With a learned map
+        ``A`` the scale of ``A`` already sets the temperature, so ``tau`` stays 1 unless given.
+    n_restarts : random restarts of the whole fit (prototype and weight initialisation).
+    max_iter : L-BFGS iterations per restart.
+    device : "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ... (``plural_kit.device.get_device``).
+    random_state : seed of the initialisations.
+
+    Fitted attributes
+    -----------------
+    prototypes_ : (K, m) prototype points in the learned space.
+    projection_ : (m, d) the map ``A`` (the identity when ``latent_dim`` is None).
+    temperature_ : float, ``tau``.
+    user_weights_ : DataFrame (users x K), each user's simplex weights (rows sum to 1).
+    ideal_points_ : DataFrame (users x m), each user's ideal point ``a_u``.
+    population_weights_ : (K,) mean of the users' weights; unknown users get the ideal point
+        ``sum_k population_weights_k p_k`` (with an ``UnknownUserWarning``).
+    objective_ : final training objective (mean negative log-likelihood + penalties).
+    """
+
+    def __init__(
+        self,
+        n_prototypes: int = 2,
+        latent_dim: int | None = None,
+        alpha: float = 1e-4,
+        user_alpha: float = 1.0,
+        temperature: float | None = None,
+        n_restarts: int = 3,
+        max_iter: int = 300,
+        device: str = "auto",
+        random_state: int = 0,
+    ):
+        self.n_prototypes = n_prototypes
+        self.latent_dim = latent_dim
+        self.alpha = alpha
+        self.user_alpha = user_alpha
+        self.temperature = temperature
+        self.n_restarts = n_restarts
+        self.max_iter = max_iter
+        self.device = device
+        self.random_state = random_state
+
+    # ---- fitting -------------------------------------------------------------------
+    def _check_params(self, n_features: int) -> None:
+        if not (isinstance(self.n_prototypes, (int, np.integer)) and self.n_prototypes >= 1):
+            raise ValueError(f"n_prototypes must be an integer >= 1, got {self.n_prototypes!r}")
+        if self.latent_dim is not None and not (isinstance(self.latent_dim, (int, np.integer)) and self.latent_dim >= 1):
+            raise ValueError(f"latent_dim must be None or an integer >= 1, got {self.latent_dim!r}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be None (learned) or > 0, got {self.temperature!r}")
+        for name in ("alpha", "user_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.n_restarts < 1 or self.max_iter < 1:
+            raise ValueError("n_restarts and max_iter must be >= 1")
+
+    def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        d = chosen.shape[1]
+        self._check_params(d)
+        dev, dt = resolve_device(self.device)
+        xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
+        pooled = (user_idx == POPULATION).all()
+        n_rows = 1 if pooled else len(self.users_)
+        rows = torch.as_tensor(np.zeros_like(user_idx) if pooled else user_idx, device=dev)
+        n = xc.shape[0]
+        m = d if self.latent_dim is None else int(self.latent_dim)
+        K = int(self.n_prototypes)
+        learn_map = self.latent_dim is not None
+        learn_tau = self.temperature is None and not learn_map
+        scale = float(np.concatenate([chosen, rejected]).std()) or 1.0
+
+        best = None
+        for restart in range(int(self.n_restarts)):
+            gen = torch_generator(self.random_state * 1000 + restart)
+            if learn_map:
+                # random orthonormal rows (m <= d) or a scaled Gaussian map, on the feature scale
+                g = torch.randn(max(m, d), max(m, d), generator=gen, dtype=torch.float64)
+                a0 = torch.linalg.qr(g)[0][:m, :d] / scale
+            else:
+                a0 = torch.eye(d, dtype=torch.float64)
+            a0 = a0.to(dev, dt)
+            proj = a0.clone().requires_grad_(learn_map)
+            protos = (torch.randn(K, m, generator=gen, dtype=torch.float64)).to(dev, dt)
+            if not learn_map:
+                protos = protos * scale
+            protos.requires_grad_(True)
+            logits = (0.1 * torch.randn(n_rows, K, generator=gen, dtype=torch.float64)).to(dev, dt).requires_grad_(True)
+            log_tau = torch.tensor(
+                np.log(self.temperature if self.temperature is not None else (1.0 if learn_map else 1.0 / scale**2)),
+                device=dev, dtype=dt,
+            ).requires_grad_(learn_tau)
+            params = [protos, logits] + ([proj] if learn_map else []) + ([log_tau] if learn_tau else [])
+
+            def objective(proj=proj, protos=protos, logits=logits, log_tau=log_tau, a0=a0):
+                nll = self._nll(xc, xr, rows, proj, protos, logits, log_tau).sum()
+                pen = self.user_alpha * logits.pow(2).sum()
+                shared = self.alpha * n * (protos.pow(2).sum() + (proj - a0).pow(2).sum())
+                return (nll + pen + shared) / n
+
+            value = lbfgs_minimize(objective, params, self.max_iter)
+            if not np.isfinite(value):
+                continue
+            if best is None or value < best[0]:
+                best = (value, proj.detach(), protos.detach(), logits.detach(), log_tau.detach())
+        if best is None:
+            raise RuntimeError("PAL: every restart diverged (non-finite objective); try a larger alpha or scaled features")
+
+        self.objective_, proj, protos, logits, log_tau = best
+        self.projection_ = to_numpy(proj)
+        self.prototypes_ = to_numpy(protos)
+        self.temperature_ = float(np.exp(to_numpy(log_tau)))
+        weights = to_numpy(torch.softmax(logits, dim=1))
+        if pooled:
+            self.population_weights_ = weights[0]
+            self._logits = np.zeros((0, K))
+        else:
+            self._logits = to_numpy(logits)
+            self.population_weights_ = weights.mean(axis=0)
+        self._publish_users()
+
+    @staticmethod
+    def _nll(xc, xr, rows, proj, protos, logits, log_tau) -> torch.Tensor:
+        """Per-pair negative log-likelihood of ``chosen`` beating ``rejected``."""
+        fc, fr = xc @ proj.T, xr @ proj.T
+        ideal = torch.softmax(logits, dim=1)[rows] @ protos
+        margin = fr.pow(2).sum(1) - fc.pow(2).sum(1) + 2.0 * (ideal * (fc - fr)).sum(1)
+        return F.softplus(-torch.exp(log_tau) * margin)
+
+    def _publish_users(self) -> None:
+        K = self.prototypes_.shape[0]
+        w = np.exp(self._logits - self._logits.max(axis=1, keepdims=True)) if len(self._logits) else self._logits
+        w = w / w.sum(axis=1, keepdims=True) if len(w) else w
+        index = pd.Index(self.users_, name="user")
+        self.user_weights_ = pd.DataFrame(w, index=index, columns=[f"prototype_{k}" for k in range(K)])
+        self.ideal_points_ = pd.DataFrame(
+            w @ self.prototypes_, index=index, columns=[f"dim_{j}" for j in range(self.prototypes_.shape[1])]
+        )
+
+    # ---- prediction ------------------------------------------------------------------
+    def _ideal(self, user_idx: np.ndarray) -> np.ndarray:
+        pop = self.population_weights_ @ self.prototypes_
+        out = np.tile(pop, (len(user_idx), 1))
+        known = user_idx != POPULATION
+        out[known] = self.ideal_points_.to_numpy()[user_idx[known]]
+        return out
+
+    def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
+        fx = x @ self.projection_.T
+        return -self.temperature_ * ((fx - self._ideal(user_idx)) ** 2).sum(axis=1)
+
+    def transform(self, x) -> np.ndarray:
+        """Map items into the learned space: ``f(x) = A x``, shape (n, m)."""
+        check_is_fitted(self, "projection_")
+        from plural_kit.reward.base import check_features
+
+        return check_features(x, "x", self.n_features_in_) @ self.projection_.T
+
+    # ---- few-shot adaptation -----------------------------------------------------------
+    def _grow_users(self, n_new: int) -> None:
+        prior = np.log(self.population_weights_ + 1e-12)
+        self._logits = np.vstack([self._logits, np.tile(prior - prior.mean(), (n_new, 1))])
+
+    def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        dev, dt = resolve_device(self.device)
+        users = np.unique(user_idx)
+        local = np.searchsorted(users, user_idx)
+        prior = np.log(self.population_weights_ + 1e-12)
+        prior_t = to_tensor(prior - prior.mean(), dev, dt)
+        logits = prior_t.repeat(len(users), 1).clone().requires_grad_(True)
+        xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
+        rows = torch.as_tensor(local, device=dev)
+        proj, protos = to_tensor(self.projection_, dev, dt), to_tensor(self.prototypes_, dev, dt)
+        log_tau = torch.tensor(np.log(self.temperature_), device=dev, dtype=dt)
+
+        def objective():
+            nll = self._nll(xc, xr, rows, proj, protos, logits, log_tau).sum()
+            return (nll + self.user_alpha * (logits - prior_t).pow(2).sum()) / len(local)
+
+        lbfgs_minimize(objective, [logits], self.max_iter)
+        self._logits[users] = to_numpy(logits)
+        self._publish_users()
