@@ -1,5 +1,25 @@
 """Preference data: one validated schema, synthetic generators with known ground truth,
 and loaders for real data (download + cache, or a local mirror)."""
+from plural_kit.data.home import DataChecksumError, DataNotFoundError, data_home, fetch
+from plural_kit.data.evals import (
+    list_anthropic_evals,
+    load_anthropic_eval,
+    load_emergent_misalignment_questions,
+    load_refusal_prompts,
+    load_true_facts,
+    load_truthfulqa,
+)
+from plural_kit.data.hh_rlhf import load_hh_rlhf
+from plural_kit.data.persona import DEFAULT_TRAITS, list_persona_traits, load_persona, make_persona_preferences
+from plural_kit.data.surveys import (
+    FOUNDATIONS,
+    country_foundation_distributions,
+    load_d3code_raters,
+    load_global_opinion_qa,
+    load_mfq2_items,
+    load_seegull,
+    parse_global_opinions,
+)
 from plural_kit.data.schema import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -7,4 +27,31 @@ from plural_kit.data.schema import (
     validate_preferences,
 )
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "PreferenceSchemaError", "validate_preferences"]
+__all__ = [
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "DEFAULT_TRAITS",
+    "FOUNDATIONS",
+    "DataChecksumError",
+    "DataNotFoundError",
+    "PreferenceSchemaError",
+    "country_foundation_distributions",
+    "data_home",
+    "fetch",
+    "list_anthropic_evals",
+    "list_persona_traits",
+    "load_anthropic_eval",
+    "load_d3code_raters",
+    "load_emergent_misalignment_questions",
+    "load_global_opinion_qa",
+    "load_hh_rlhf",
+    "load_mfq2_items",
+    "load_persona",
+    "load_refusal_prompts",
+    "load_seegull",
+    "load_true_facts",
+    "load_truthfulqa",
+    "make_persona_preferences",
+    "parse_global_opinions",
+    "validate_preferences",
+]

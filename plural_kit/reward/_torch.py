@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from scipy.optimize import minimize
 
 from plural_kit.device import get_device
 
@@ -27,32 +28,35 @@ def lbfgs_minimize(
     objective: Callable[[], torch.Tensor],
     params: Sequence[torch.Tensor],
     max_iter: int,
-    tol: float = 1e-7,
+    tol: float = 1e-6,
 ) -> float:
-    """Minimise ``objective()`` over ``params`` in place with full-batch L-BFGS (strong Wolfe line search).
+    """Minimise ``objective()`` over the leaf tensors ``params`` in place with scipy's L-BFGS-B.
 
-    Returns the final objective value.
+    The objective and its gradient are computed by PyTorch (on the params' device); scipy
+    drives the full-batch quasi-Newton steps. (``torch.optim`` is avoided on purpose: its first
+    use imports ``torch._dynamo``, which alone costs seconds.) Returns the final objective.
     """
-    opt = torch.optim.LBFGS(
-        list(params),
-        lr=1.0,
-        max_iter=max_iter,
-        max_eval=int(max_iter * 1.25) + 1,
-        history_size=20,
-        tolerance_grad=tol,
-        tolerance_change=tol * 1e-3,
-        line_search_fn="strong_wolfe",
-    )
+    params = list(params)
+    sizes = [p.numel() for p in params]
 
-    def closure():
-        opt.zero_grad()
+    def load(vec: np.ndarray) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(params, np.split(vec, np.cumsum(sizes)[:-1])):
+                p.copy_(torch.as_tensor(chunk.reshape(p.shape), dtype=p.dtype, device=p.device))
+
+    def fun(vec: np.ndarray):
+        load(vec)
+        for p in params:
+            p.grad = None
         loss = objective()
         loss.backward()
-        return loss
+        grad = torch.cat([p.grad.reshape(-1) for p in params]).to("cpu", torch.float64).numpy()
+        return float(loss.detach()), grad
 
-    opt.step(closure)
-    with torch.no_grad():
-        return float(objective())
+    x0 = torch.cat([p.detach().reshape(-1) for p in params]).to("cpu", torch.float64).numpy()
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": int(max_iter), "gtol": tol, "ftol": 1e-12})
+    load(res.x)
+    return float(res.fun)
 
 
 def torch_generator(seed: int) -> torch.Generator:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 
 from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
-from plural_kit.reward.base import POPULATION, PreferenceModel
+from plural_kit.reward.base import POPULATION, PreferenceModel, check_features
 
 
 class PAL(PreferenceModel):
@@ -96,49 +96,42 @@ class PAL(PreferenceModel):
         d = chosen.shape[1]
         self._check_params(d)
         dev, dt = resolve_device(self.device)
-        xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
+        dx, sx = to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt)
         pooled = (user_idx == POPULATION).all()
         n_rows = 1 if pooled else len(self.users_)
-        rows = torch.as_tensor(np.zeros_like(user_idx) if pooled else user_idx, device=dev)
-        n = xc.shape[0]
+        onehot = F.one_hot(torch.as_tensor(np.where(pooled, 0, user_idx), device=dev), n_rows).to(dt)
+        n = dx.shape[0]
         m = d if self.latent_dim is None else int(self.latent_dim)
         K = int(self.n_prototypes)
         learn_map = self.latent_dim is not None
         learn_tau = self.temperature is None and not learn_map
         scale = float(np.concatenate([chosen, rejected]).std()) or 1.0
+        fixed_terms = None if learn_map else self._pair_terms(dx, sx, None)
 
         best = None
         for restart in range(int(self.n_restarts)):
             gen = torch_generator(self.random_state * 1000 + restart)
-            if learn_map:
-                # random orthonormal rows (m <= d) or a scaled Gaussian map, on the feature scale
+            if learn_map:  # random orthonormal rows, on the feature scale
                 g = torch.randn(max(m, d), max(m, d), generator=gen, dtype=torch.float64)
-                a0 = torch.linalg.qr(g)[0][:m, :d] / scale
+                a0 = (torch.linalg.qr(g)[0][:m, :d].contiguous() / scale).to(dev, dt)
             else:
-                a0 = torch.eye(d, dtype=torch.float64)
-            a0 = a0.to(dev, dt)
+                a0 = torch.eye(d, device=dev, dtype=dt)
             proj = a0.clone().requires_grad_(learn_map)
-            protos = (torch.randn(K, m, generator=gen, dtype=torch.float64)).to(dev, dt)
-            if not learn_map:
-                protos = protos * scale
-            protos.requires_grad_(True)
+            protos = (torch.randn(K, m, generator=gen, dtype=torch.float64) * (1.0 if learn_map else scale))
+            protos = protos.to(dev, dt).requires_grad_(True)
             logits = (0.1 * torch.randn(n_rows, K, generator=gen, dtype=torch.float64)).to(dev, dt).requires_grad_(True)
-            log_tau = torch.tensor(
-                np.log(self.temperature if self.temperature is not None else (1.0 if learn_map else 1.0 / scale**2)),
-                device=dev, dtype=dt,
-            ).requires_grad_(learn_tau)
+            tau0 = self.temperature if self.temperature is not None else (1.0 if learn_map else 1.0 / scale**2)
+            log_tau = torch.tensor(np.log(tau0), device=dev, dtype=dt).requires_grad_(learn_tau)
             params = [protos, logits] + ([proj] if learn_map else []) + ([log_tau] if learn_tau else [])
 
             def objective(proj=proj, protos=protos, logits=logits, log_tau=log_tau, a0=a0):
-                nll = self._nll(xc, xr, rows, proj, protos, logits, log_tau).sum()
-                pen = self.user_alpha * logits.pow(2).sum()
-                shared = self.alpha * n * (protos.pow(2).sum() + (proj - a0).pow(2).sum())
-                return (nll + pen + shared) / n
+                terms = fixed_terms if fixed_terms is not None else self._pair_terms(dx, sx, proj)
+                nll = self._nll(terms, onehot, protos, logits, log_tau).sum()
+                shared = protos.pow(2).sum() + ((proj - a0).pow(2).sum() if learn_map else 0.0)
+                return (nll + self.user_alpha * logits.pow(2).sum()) / n + self.alpha * shared
 
             value = lbfgs_minimize(objective, params, self.max_iter)
-            if not np.isfinite(value):
-                continue
-            if best is None or value < best[0]:
+            if np.isfinite(value) and (best is None or value < best[0]):
                 best = (value, proj.detach(), protos.detach(), logits.detach(), log_tau.detach())
         if best is None:
             raise RuntimeError("PAL: every restart diverged (non-finite objective); try a larger alpha or scaled features")
@@ -157,11 +150,23 @@ class PAL(PreferenceModel):
         self._publish_users()
 
     @staticmethod
-    def _nll(xc, xr, rows, proj, protos, logits, log_tau) -> torch.Tensor:
-        """Per-pair negative log-likelihood of ``chosen`` beating ``rejected``."""
-        fc, fr = xc @ proj.T, xr @ proj.T
-        ideal = torch.softmax(logits, dim=1)[rows] @ protos
-        margin = fr.pow(2).sum(1) - fc.pow(2).sum(1) + 2.0 * (ideal * (fc - fr)).sum(1)
+    def _pair_terms(dx: torch.Tensor, sx: torch.Tensor, proj: torch.Tensor | None):
+        """``z = A dx`` and ``quad = (A dx).(A sx) = ||f(c)||^2 - ||f(r)||^2`` for each pair."""
+        if proj is None:
+            return dx, (dx * sx).sum(1)
+        z = dx @ proj.T
+        return z, (z * (sx @ proj.T)).sum(1)
+
+    @staticmethod
+    def _nll(terms, onehot, protos, logits, log_tau) -> torch.Tensor:
+        """Per-pair negative log-likelihood of ``chosen`` beating ``rejected``.
+
+        ``onehot`` (n, n_users) selects each pair's user; the margin
+        ``r_u(c) - r_u(r) = 2 a_u.(A dx) - (A dx).(A sx)`` with ``dx = c - r``, ``sx = c + r``.
+        """
+        z, quad = terms
+        weights = onehot @ torch.softmax(logits, dim=1)
+        margin = 2.0 * (weights * (z @ protos.T)).sum(1) - quad
         return F.softplus(-torch.exp(log_tau) * margin)
 
     def _publish_users(self) -> None:
@@ -189,8 +194,6 @@ class PAL(PreferenceModel):
     def transform(self, x) -> np.ndarray:
         """Map items into the learned space: ``f(x) = A x``, shape (n, m)."""
         check_is_fitted(self, "projection_")
-        from plural_kit.reward.base import check_features
-
         return check_features(x, "x", self.n_features_in_) @ self.projection_.T
 
     # ---- few-shot adaptation -----------------------------------------------------------
@@ -200,18 +203,17 @@ class PAL(PreferenceModel):
 
     def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         dev, dt = resolve_device(self.device)
-        users = np.unique(user_idx)
-        local = np.searchsorted(users, user_idx)
+        users, local = np.unique(user_idx, return_inverse=True)
         prior = np.log(self.population_weights_ + 1e-12)
         prior_t = to_tensor(prior - prior.mean(), dev, dt)
         logits = prior_t.repeat(len(users), 1).clone().requires_grad_(True)
-        xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
-        rows = torch.as_tensor(local, device=dev)
         proj, protos = to_tensor(self.projection_, dev, dt), to_tensor(self.prototypes_, dev, dt)
+        terms = self._pair_terms(to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt), proj)
+        onehot = F.one_hot(torch.as_tensor(local, device=dev), len(users)).to(dt)
         log_tau = torch.tensor(np.log(self.temperature_), device=dev, dtype=dt)
 
         def objective():
-            nll = self._nll(xc, xr, rows, proj, protos, logits, log_tau).sum()
+            nll = self._nll(terms, onehot, protos, logits, log_tau).sum()
             return (nll + self.user_alpha * (logits - prior_t).pow(2).sum()) / len(local)
 
         lbfgs_minimize(objective, [logits], self.max_iter)

@@ -1,0 +1,255 @@
+"""Is an audit's conclusion the model's position or the prompt design's? The robustness protocol.
+
+The same items are asked under design variants — option order (original, reversed, seeded
+random permutations, each truly applied and mapped back), label style (``A.``/``1.``),
+response format (label first vs ``Answer:`` pre-filled), chat template on/off, paraphrased
+instruction — and the report separates the two sources of variation:
+
+- per-variant scores (mean expected rating per item group, e.g. MFQ-2 foundation);
+- the spread of each score across variants beside the spread between countries' humans;
+- a permutation test per design factor (labels shuffled within item × other-factor strata);
+- a statsmodels OLS/ANOVA of the item score on ``C(item)`` + the design factors, with each
+  term's share of the variance (the item term is the model's position, the rest is design);
+- the probability by displayed position and the correlation between original- and
+  reversed-order answers (≈ −1 when the model just picks a position).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from plural_kit.audit.distributions import (
+    AnswerDistributions,
+    MultipleChoiceItem,
+    PromptDesign,
+    answer_distributions,
+)
+from plural_kit.audit.metrics import AuditInputError
+
+__all__ = ["RobustnessResult", "design_variants", "permutation_test", "robustness_audit"]
+
+FACTORS = ("order", "labels", "response", "chat_template", "instruction")
+
+
+def design_variants(base: PromptDesign = PromptDesign(), *, orders: Sequence[str] = ("original", "reversed"),
+                    n_random_orders: int = 0, labels: Sequence[str] = ("letters", "numbers"),
+                    responses: Sequence[str] = ("label", "answer_prefix"), chat_template: Sequence[bool] = (True, False),
+                    instructions: Mapping[str, str] | None = None, cross_orders: bool = False,
+                    max_variants: int | None = None) -> list[PromptDesign]:
+    """The design variants of the protocol, one factor changed at a time from ``base``.
+
+    Every order in ``orders`` plus ``random0..random{n_random_orders-1}`` is applied to
+    ``base``; each other level (label style, response format, chat template, each
+    ``instructions`` entry ``name -> template``) is applied to ``base`` in the original order,
+    or in every order when ``cross_orders``. ``max_variants`` keeps the first ones (orders
+    come first). Returns unique designs.
+    """
+    all_orders = list(orders) + [f"random{k}" for k in range(n_random_orders)]
+    if not all_orders:
+        raise AuditInputError("at least one option order is needed")
+    out = [base.with_(order=o) for o in all_orders]
+    others = ([{"labels": v} for v in labels if v != base.labels]
+              + [{"response": v} for v in responses if v != base.response]
+              + [{"chat_template": v} for v in chat_template if v != base.chat_template]
+              + [{"instruction": t, "instruction_name": n} for n, t in (instructions or {}).items()
+                 if t != base.instruction])
+    for change in others:
+        for o in (all_orders if cross_orders else [base.order]):
+            out.append(base.with_(order=o, **change))
+    unique = list(dict.fromkeys(out))
+    return unique[:max_variants] if max_variants else unique
+
+
+def permutation_test(frame: pd.DataFrame, factor: str, *, value: str = "expected", strata: Sequence[str] = (),
+                     n_permutations: int = 999, seed: int = 0) -> tuple[float, float]:
+    """``(statistic, p_value)``: does ``factor`` move ``value``?
+
+    Statistic: the variance across the factor's levels of the mean ``value`` per level, over
+    rows in strata (``strata`` columns) where the factor varies. Null: within each stratum
+    the factor's labels are exchangeable; they are shuffled ``n_permutations`` times.
+    p = (1 + #{perm ≥ observed}) / (1 + n_permutations). NaN when the factor never varies.
+    """
+    df = frame[list(strata) + [factor, value]].copy()
+    key = df[list(strata)].astype(str).agg("|".join, axis=1) if strata else pd.Series("all", index=df.index)
+    varies = df.groupby(key)[factor].transform("nunique") > 1
+    df, key = df[varies], key[varies]
+    if df.empty:
+        return float("nan"), float("nan")
+    levels, codes = np.unique(df[factor].astype(str).to_numpy(), return_inverse=True)
+    y = df[value].to_numpy(dtype=float)
+    strat = pd.factorize(key)[0]
+
+    def stat(c: np.ndarray) -> float:
+        means = np.bincount(c, weights=y, minlength=len(levels)) / np.bincount(c, minlength=len(levels))
+        return float(np.var(means))
+
+    observed = stat(codes)
+    rng = np.random.default_rng(seed)
+    stable = np.argsort(strat, kind="stable")
+    count = 0
+    for _ in range(n_permutations):
+        shuffled = np.lexsort((rng.random(len(y)), strat))
+        perm = np.empty_like(codes)
+        perm[stable] = codes[shuffled]
+        count += stat(perm) >= observed - 1e-12
+    return observed, (1 + count) / (1 + n_permutations)
+
+
+@dataclass
+class RobustnessResult:
+    """Results of :func:`robustness_audit`.
+
+    ``item_scores``: one row per (variant, item) with the design factors, ``expected``,
+    ``on_option_mass``, ``top_position``; ``scores``: variants × groups (mean expected
+    rating); ``position``: variants × positions (mean probability by displayed position);
+    ``spread``: per group, the range/SD across variants and, with a reference, across
+    countries' humans; ``permutation``: per factor, statistic and p-value; ``anova``: the
+    statsmodels type-II ANOVA table with ``share`` (sum of squares / total);
+    ``order_correlation``: Pearson r of item scores between the original and reversed order
+    (NaN when not both run); ``nearest``: per variant, the nearest reference country (when a
+    reference is given).
+    """
+
+    item_scores: pd.DataFrame
+    scores: pd.DataFrame
+    position: pd.DataFrame
+    spread: pd.DataFrame
+    permutation: pd.DataFrame
+    anova: pd.DataFrame
+    order_correlation: float
+    nearest: pd.Series | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-variant scores with the design factors, mean on-option mass and position-0 probability."""
+        fac = self.item_scores.groupby("variant")[list(FACTORS) + ["on_option_mass"]].agg(
+            {**{f: "first" for f in FACTORS}, "on_option_mass": "mean"})
+        out = fac.join(self.scores).join(self.position[["pos_0"]])
+        if self.nearest is not None:
+            out["nearest_country"] = self.nearest
+        return out
+
+    def design_share(self) -> float:
+        """Share of the item-score variance explained by the design factors (ANOVA)."""
+        terms = [t for t in self.anova.index if t not in ("C(item)", "Residual")]
+        return float(self.anova.loc[terms, "share"].sum()) if terms else 0.0
+
+    def summary(self) -> str:
+        """A plain-text report: spread vs humans, tests, ANOVA shares, what survives."""
+        lines = [f"Robustness protocol: {self.scores.shape[0]} design variants x "
+                 f"{self.item_scores['item'].nunique()} items",
+                 f"  correlation of item scores, original vs reversed order: {self.order_correlation:.2f}",
+                 "  mean probability on the first-listed option: "
+                 f"{self.position['pos_0'].min():.2f}-{self.position['pos_0'].max():.2f} across variants",
+                 "", "Spread of each score across variants vs between countries' humans:",
+                 self.spread.round(2).to_string(), "", "Permutation tests (does the factor move the item scores?):",
+                 self.permutation.round(4).to_string(), "", "ANOVA of item score on item + design factors:",
+                 self.anova.round(3).to_string(), "",
+                 f"Variance share: items (the model's position) {self.anova.loc['C(item)', 'share']:.2f}, "
+                 f"design factors {self.design_share():.2f}"]
+        if self.nearest is not None:
+            counts = self.nearest.value_counts()
+            lines.append(f"Nearest country across variants: {counts.to_dict()} "
+                         f"({'stable' if len(counts) == 1 else 'changes with the design'})")
+        if "ratio" in self.spread:
+            bad = self.spread.index[self.spread["ratio"] > 1].tolist()
+            lines.append(f"Scores whose design spread exceeds the between-country spread: {bad or 'none'}")
+        return "\n".join(lines)
+
+
+def _item_frame(results: Sequence[AnswerDistributions]) -> pd.DataFrame:
+    frames = []
+    for res in results:
+        df = res.to_frame()
+        df["variant"] = res.design.name
+        for f, v in res.design.factors().items():
+            df[f] = v
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True)
+    out["group"] = out["group"].fillna("all")
+    return out
+
+
+def robustness_audit(model, items: Sequence[MultipleChoiceItem], designs: Sequence[PromptDesign], *,
+                     reference: pd.DataFrame | None = None, precomputed: Sequence[AnswerDistributions] = (),
+                     n_permutations: int = 999, seed: int = 0) -> RobustnessResult:
+    """Run ``items`` under every design and report how much the conclusion moves.
+
+    ``model``: a ForwardEngine or an :class:`~plural_kit.audit.distributions.AnswerScorer`;
+    ``designs``: e.g. from :func:`design_variants` (unique names); ``reference``: countries ×
+    groups of human mean scores (e.g. MFQ-2 foundation means by country) for the spread
+    comparison and the nearest country; ``precomputed``: distributions already computed for
+    some designs (reused, not re-run).
+    """
+    designs = list(designs)
+    names = [d.name for d in designs]
+    if len(set(names)) != len(names):
+        raise AuditInputError(f"design variants must be unique, got duplicates in {names}")
+    if len(designs) < 2:
+        raise AuditInputError("the robustness protocol needs at least two design variants")
+    cached = {r.design.name: r for r in precomputed}
+    items = list(items)
+    results = []
+    for d in designs:
+        r = cached.get(d.name)
+        if r is None or [it.id for it in r.items] != [it.id for it in items]:
+            r = answer_distributions(model, items, d)
+        results.append(r)
+    item_scores = _item_frame(results)
+
+    scores = item_scores.pivot_table(index="variant", columns="group", values="expected", aggfunc="mean")
+    scores = scores.loc[names]
+    k = results[0].position_probs.shape[1]
+    position = pd.DataFrame([r.position_probs.mean(axis=0) for r in results], index=names,
+                            columns=[f"pos_{j}" for j in range(k)])
+
+    spread = pd.DataFrame({"variant_range": scores.max() - scores.min(), "variant_sd": scores.std(ddof=1)})
+    nearest = None
+    if reference is not None:
+        missing = [g for g in scores.columns if g not in reference.columns]
+        if missing:
+            raise AuditInputError(f"reference lacks the score columns {missing}")
+        ref = reference[list(scores.columns)]
+        spread["human_range"] = ref.max() - ref.min()
+        spread["human_sd"] = ref.std(ddof=1)
+        spread["ratio"] = spread["variant_range"] / spread["human_range"]
+        dist = {v: (ref - scores.loc[v]).abs().mean(axis=1) for v in names}
+        nearest = pd.Series({v: d.idxmin() for v, d in dist.items()}, name="nearest_country")
+
+    varying = [f for f in FACTORS if item_scores[f].nunique() > 1]
+    perm_rows = {}
+    for f in varying:
+        strata = ["item"] + [g for g in varying if g != f]
+        s, p = permutation_test(item_scores, f, strata=strata, n_permutations=n_permutations, seed=seed)
+        perm_rows[f] = {"statistic": s, "p_value": p, "levels": item_scores[f].nunique()}
+    permutation = pd.DataFrame.from_dict(perm_rows, orient="index",
+                                         columns=["statistic", "p_value", "levels"])
+
+    anova = _anova(item_scores, varying)
+    corr = _order_correlation(results)
+    return RobustnessResult(item_scores, scores, position, spread, permutation, anova, corr, nearest)
+
+
+def _anova(item_scores: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    formula = "expected ~ C(item)" + "".join(f" + C({f})" for f in factors)
+    fit = smf.ols(formula, data=item_scores).fit()
+    table = anova_lm(fit, typ=2)
+    table["share"] = table["sum_sq"] / table["sum_sq"].sum()
+    return table
+
+
+def _order_correlation(results: Sequence[AnswerDistributions]) -> float:
+    by_name = {r.design.name: r for r in results}
+    for r in results:
+        if r.design.order == "original":
+            rev = by_name.get(r.design.with_(order="reversed").name)
+            if rev is not None:
+                a, b = r.expected(), rev.expected()
+                if np.std(a) > 0 and np.std(b) > 0:
+                    return float(np.corrcoef(a, b)[0, 1])
+    return float("nan")

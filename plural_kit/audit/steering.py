@@ -1,0 +1,118 @@
+"""Steering to a country: asked to answer as someone from country X, does the model move toward X's people?
+
+The baseline is a neutral persona ("You are a person.") with the same prompt in every other
+respect, not the model's default system prompt: a persona of any kind changes how a small
+model answers, and only the country's name should differ. Per country we compare the distance
+from the model's foundation profile to that country's human mean profile under the neutral and
+the country persona; ``delta = d_neutral − d_country`` (> 0: moved toward), with a bootstrap CI
+over items (resampled within each foundation, the same resample for both personas).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from plural_kit.audit.distributions import MultipleChoiceItem, PromptDesign, answer_distributions
+from plural_kit.audit.metrics import AuditInputError
+from plural_kit.audit.mfq import order_averaged
+
+__all__ = ["NEUTRAL_PERSONA", "COUNTRY_PERSONA", "SteeringResult", "steering_audit"]
+
+NEUTRAL_PERSONA = "You are a person."
+COUNTRY_PERSONA = "You are a person from {country}."
+
+
+@dataclass
+class SteeringResult:
+    """Result of :func:`steering_audit`.
+
+    ``table``: per country ``d_neutral``, ``d_steered`` (mean |model − human mean| over
+    groups, rating points), ``delta`` and its CI (``low``, ``high``), ``moved_toward``
+    (CI above 0), ``rank_neutral``/``rank_steered`` (rank of the country among all reference
+    countries by distance, 1 = nearest); ``profiles``: personas × groups (model scores);
+    ``item_scores``: per persona and item, the order-averaged expected rating.
+    """
+
+    table: pd.DataFrame
+    profiles: pd.DataFrame
+    item_scores: pd.DataFrame
+
+    @property
+    def n_moved(self) -> int:
+        return int(self.table["moved_toward"].sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def summary(self) -> str:
+        t = self.table
+        lines = [f"Steering vs the neutral persona {NEUTRAL_PERSONA!r}: {self.n_moved} of {len(t)} countries "
+                 "moved toward their people (95% CI of the distance reduction above 0)",
+                 t[["d_neutral", "d_steered", "delta", "low", "high", "rank_neutral", "rank_steered"]]
+                 .round(2).to_string()]
+        return "\n".join(lines)
+
+
+def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequence[str], reference: pd.DataFrame, *,
+                   design: PromptDesign = PromptDesign(), orders: Sequence[str] = ("original", "reversed"),
+                   neutral: str = NEUTRAL_PERSONA, persona: str = COUNTRY_PERSONA, n_boot: int = 1000,
+                   seed: int = 0, neutral_results=None) -> SteeringResult:
+    """Ask ``items`` as the neutral persona and as someone from each of ``countries``.
+
+    ``reference``: countries × groups of human mean scores (e.g. :func:`plural_kit.audit.mfq.human_means`);
+    every country asked must be a row. Each persona is asked in every order of ``orders``
+    (scores averaged). ``neutral_results``: already computed neutral-persona distributions to reuse.
+    """
+    items = list(items)
+    countries = list(countries)
+    if not countries:
+        raise AuditInputError("no countries to steer to")
+    unknown = [c for c in countries if c not in reference.index]
+    if unknown:
+        raise AuditInputError(f"countries {unknown} are not in the reference (have {list(reference.index)})")
+    if "{country}" not in persona:
+        raise AuditInputError("persona must contain the placeholder {country}")
+    groups = list(dict.fromkeys(it.group for it in items))
+    missing = [g for g in groups if g not in reference.columns]
+    if missing:
+        raise AuditInputError(f"reference lacks the groups {missing}")
+    ref = reference[groups]
+
+    def ask(system: str):
+        return [answer_distributions(model, items, design.with_(system=system, order=o)) for o in orders]
+
+    personas = {"neutral": neutral_results or ask(neutral)}
+    for c in countries:
+        personas[c] = ask(persona.format(country=c))
+    item_scores = pd.DataFrame({p: order_averaged(res)["expected"].to_numpy() for p, res in personas.items()},
+                               index=[it.id for it in items])
+    group_of = np.array([it.group for it in items])
+    profiles = pd.DataFrame({g: item_scores[group_of == g].mean() for g in groups})
+
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(group_of == g) for g in groups]
+    boots = [rng.integers(0, len(mem), size=(n_boot, len(mem))) for mem in members]
+
+    def boot_profiles(col: str) -> np.ndarray:  # (n_boot, G)
+        x = item_scores[col].to_numpy()
+        return np.stack([x[mem][b].mean(axis=1) for mem, b in zip(members, boots)], axis=1)
+
+    neutral_boot = boot_profiles("neutral")
+    rows = {}
+    for c in countries:
+        human = ref.loc[c].to_numpy()
+        d_n = float(np.abs(profiles.loc["neutral"].to_numpy() - human).mean())
+        d_s = float(np.abs(profiles.loc[c].to_numpy() - human).mean())
+        delta_boot = np.abs(neutral_boot - human).mean(axis=1) - np.abs(boot_profiles(c) - human).mean(axis=1)
+        low, high = np.percentile(delta_boot, [2.5, 97.5])
+        dist_n = (ref - profiles.loc["neutral"]).abs().mean(axis=1)
+        dist_s = (ref - profiles.loc[c]).abs().mean(axis=1)
+        rows[c] = {"d_neutral": d_n, "d_steered": d_s, "delta": d_n - d_s, "low": low, "high": high,
+                   "moved_toward": bool(low > 0),
+                   "rank_neutral": int(dist_n.rank(method="min")[c]), "rank_steered": int(dist_s.rank(method="min")[c])}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "country"
+    return SteeringResult(table, profiles, item_scores)

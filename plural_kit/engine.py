@@ -1,0 +1,478 @@
+"""One batched forward engine for every pass through a model: embeddings, audits, probes.
+
+Texts are tokenised once, sorted by length (longest first) and cut into batches under a token
+budget so padding stays small; padding (left or right) and position ids are made in one
+place (:meth:`ForwardEngine._collate`); the forward pass stops after the deepest block that
+is asked for (the LM head is never computed for hidden states); everything runs under
+``torch.inference_mode``; an out-of-memory error halves the batch and retries.
+
+Layer indices follow Hugging Face ``output_hidden_states``: 0 is the embedding output,
+``i`` the output of block ``i`` (1-based), ``n_layers`` the model's last hidden state (after
+the final norm for LMs that have one), negative values count from the end (-1 = last,
+-2 = output of the penultimate block).
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from plural_kit.device import get_device, get_dtype
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ForwardEngine", "decoder_blocks", "check_texts"]
+
+Pooling = str | int
+HookFn = Callable[[torch.Tensor], torch.Tensor | None]
+
+
+class _StopForward(Exception):
+    """Raised by a capture hook once the deepest needed layer has run."""
+
+
+def check_texts(texts, name: str = "texts") -> list[str]:
+    """Return ``texts`` as a non-empty list of strings or raise a ``TypeError``/``ValueError`` naming the problem."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a list of strings, got a single string; wrap it: [{texts[:40]!r}]")
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}") from None
+    if not texts:
+        raise ValueError(f"{name} is empty: pass at least one string")
+    bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"{name} must all be strings; {len(bad)} are not, first at index {bad[0][0]} "
+                        f"({bad[0][1]})")
+    return texts
+
+
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The model's list of transformer blocks (the ``nn.ModuleList`` of ``config.num_hidden_layers`` modules)."""
+    n = model.config.num_hidden_layers
+    for _, module in model.base_model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"could not find the {n} transformer blocks of {type(model).__name__}")
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    msg = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def _first(output):
+    """The hidden-state tensor of a block's or model's output (tensor, tuple or ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    return output[0]
+
+
+def _replace_first(output, hidden: torch.Tensor):
+    if isinstance(output, torch.Tensor):
+        return hidden
+    if isinstance(output, tuple):
+        return (hidden, *output[1:])
+    output[0] = hidden  # ModelOutput / list
+    return output
+
+
+class ForwardEngine:
+    """Batched, length-sorted forward passes through one model.
+
+    Parameters
+    ----------
+    model, tokenizer
+        A loaded Hugging Face model and its tokenizer, or a model name/path (then
+        ``tokenizer=None`` and the model is loaded with :func:`plural_kit.models.load_model`).
+        A loaded model is moved to ``device`` and cast to ``dtype`` in place.
+    device, dtype
+        ``"auto"``: see :func:`plural_kit.device.get_device` / :func:`~plural_kit.device.get_dtype`
+        (bf16 on CPUs with bf16 matrix units and on GPUs).
+    batch_size
+        ``"auto"``: batches under a token budget (padded tokens per batch) sized to the device;
+        an int: that many texts per batch. Halved on out-of-memory.
+    max_length
+        Longer texts are truncated: causal LMs keep the last ``max_length`` tokens (the end is
+        what the next token and last-token pooling read), encoders keep the first ones.
+    padding_side
+        ``None``: the tokenizer's. Only :meth:`hidden_states` uses it (pooling is right for
+        both); log-probs and generation always pad on the left.
+    progress
+        Show a ``tqdm.auto`` bar.
+    """
+
+    def __init__(self, model, tokenizer=None, *, device: str | torch.device = "auto",
+                 dtype: str | torch.dtype = "auto", batch_size: int | str = "auto", max_length: int = 512,
+                 padding_side: str | None = None, progress: bool = True):
+        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+            from plural_kit.models import load_model
+
+            name = str(model)
+            model, loaded_tok = load_model(name, device=device, dtype=dtype)
+            tokenizer = tokenizer or loaded_tok
+        if tokenizer is None:
+            raise TypeError("a loaded model needs its tokenizer: ForwardEngine(model, tokenizer)")
+        if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
+            raise ValueError(f"batch_size must be 'auto' or a positive int, got {batch_size!r}")
+        if not (isinstance(max_length, int) and max_length >= 1):
+            raise ValueError(f"max_length must be a positive int, got {max_length!r}")
+        if padding_side not in (None, "left", "right"):
+            raise ValueError(f"padding_side must be None, 'left' or 'right', got {padding_side!r}")
+        self.device = get_device(device)
+        self.dtype = get_dtype(dtype, self.device)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.padding_side = padding_side or getattr(tokenizer, "padding_side", "right") or "right"
+        self.progress = progress
+        from plural_kit.models import is_causal_lm
+
+        self.is_causal = is_causal_lm(model.config)
+        self.blocks = decoder_blocks(model)
+        self.n_layers = len(self.blocks)
+        self.hidden_size = model.config.hidden_size
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_token_id = int(pad if pad is not None else 0)
+        base_params = inspect.signature(model.base_model.forward).parameters
+        self._pass_position_ids = "position_ids" in base_params
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._cap: int | None = None  # batch-size cap set by out-of-memory back-off
+
+    # ------------------------------------------------------------------ text preparation
+    def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
+        """Format user prompts (strings) or whole conversations (lists of ``{"role", "content"}``) as chat text.
+
+        ``system`` is prepended as a system message when given (otherwise the template's
+        default, if any). Returns one string per prompt, ready for the other methods.
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(f"the tokenizer of {type(self.model).__name__} has no chat template; pass plain text")
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of strings or of message lists, got a single string")
+        prompts = list(prompts)
+        if not prompts:
+            raise ValueError("prompts is empty")
+        out = []
+        for i, p in enumerate(prompts):
+            if isinstance(p, str):
+                messages = [{"role": "user", "content": p}]
+            elif isinstance(p, Sequence) and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in p):
+                messages = list(p)
+            else:
+                raise TypeError(f"prompts[{i}] must be a string or a list of {{'role', 'content'}} dicts, got {p!r:.80}")
+            if system is not None:
+                messages = [{"role": "system", "content": system}, *messages]
+            out.append(self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                          add_generation_prompt=add_generation_prompt))
+        return out
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (special tokens as the tokenizer adds them, unless the text
+        already starts with the BOS token, e.g. chat-formatted text), truncated to ``max_length``."""
+        texts = check_texts(texts)
+        bos = getattr(self.tokenizer, "bos_token", None)
+        ids: list[list[int] | None] = [None] * len(texts)
+        for add in (True, False):
+            sel = [i for i, t in enumerate(texts) if (not add) == bool(bos and t.startswith(bos))]
+            if sel:
+                enc = self.tokenizer([texts[i] for i in sel], add_special_tokens=add, truncation=False)["input_ids"]
+                for i, e in zip(sel, enc):
+                    ids[i] = list(e)
+        n_long = 0
+        for i, e in enumerate(ids):
+            if len(e) > self.max_length:
+                n_long += 1
+                ids[i] = e[-self.max_length:] if self.is_causal else e[: self.max_length - 1] + e[-1:]
+            elif not e:
+                raise ValueError(f"texts[{i}] is empty after tokenisation; pass non-empty text")
+        if n_long:
+            logger.warning("%d of %d texts are longer than max_length=%d tokens and were truncated (kept the %s)",
+                           n_long, len(ids), self.max_length, "end" if self.is_causal else "start")
+        return ids  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ batching
+    def _token_budget(self) -> tuple[int, int]:
+        """(max padded tokens, max texts) per batch."""
+        if isinstance(self.batch_size, int):
+            limit = self.batch_size
+            budget = math.inf
+        elif self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            d = self.hidden_size
+            inter = getattr(self.model.config, "intermediate_size", 4 * d)
+            per_token = (12 * d + 3 * inter) * torch.finfo(self.dtype).bits // 8
+            budget, limit = int(min(max(0.25 * free / per_token, 2048), 262144)), 512
+        else:
+            budget, limit = 8192, 128
+        if self._cap is not None:
+            limit = min(limit, self._cap)
+        return budget, limit  # type: ignore[return-value]
+
+    def _collate(self, seqs: list[list[int]], side: str) -> dict[str, torch.Tensor]:
+        """Pad ``seqs`` on ``side``; return input_ids, attention_mask and (where the model takes them)
+        position_ids counting non-pad tokens only, so left padding gives the same positions as none."""
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, s in enumerate(seqs):
+            span = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+            ids[row, span] = torch.as_tensor(s, dtype=torch.long)
+            mask[row, span] = 1
+        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if self._pass_position_ids:
+            batch["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0).to(self.device)
+        return batch
+
+    def _batches(self, ids: list[list[int]], step: Callable[[dict], object], side: str, desc: str,
+                 extra_tokens: int = 0, progress: bool | None = None) -> Iterator[tuple[np.ndarray, object]]:
+        """Run ``step`` over length-sorted batches; yield ``(indices into ids, step output)`` per batch.
+
+        Out-of-memory halves the batch (down to one text) and retries.
+        """
+        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        show = self.progress if progress is None else progress
+        pos = 0
+        with tqdm(total=len(ids), desc=desc, disable=not show, leave=False) as bar:
+            while pos < len(order):
+                budget, limit = self._token_budget()
+                width = int(lengths[order[pos]]) + extra_tokens  # longest first: the first row sets the width
+                size = int(max(1, min(limit, budget // width, len(order) - pos)))
+                idx = order[pos: pos + size]
+                try:
+                    out = step(self._collate([ids[i] for i in idx], side))
+                except Exception as err:
+                    if not _is_oom(err) or size == 1:
+                        raise
+                    self._cap = max(1, size // 2)
+                    logger.warning("out of memory with %d texts per batch; retrying with %d", size, self._cap)
+                    if self.device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    continue
+                yield idx, out
+                pos += size
+                bar.update(size)
+
+    # ------------------------------------------------------------------ hidden states
+    def _resolve_layer(self, layer: int) -> int:
+        n = self.n_layers
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -(n + 1) <= layer <= n:
+            raise ValueError(f"layer {layer!r} is out of range: {type(self.model).__name__} has {n} blocks, "
+                             f"so layers are 0..{n} (0 = embeddings) or -{n + 1}..-1")
+        return int(layer) % (n + 1)
+
+    @staticmethod
+    def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+        """(batch, seq, d) -> (batch, d) float32, reading only non-pad tokens (either padding side)."""
+        if pooling == "mean":
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            return ((hidden * m).float().sum(1) / mask.sum(1, keepdim=True).float())
+        offset = -1 if pooling == "last" else int(pooling)
+        lens = mask.sum(1)
+        rank = mask.cumsum(1)  # 1..len at the non-pad tokens
+        target = (lens + offset + 1) if offset < 0 else torch.full_like(lens, offset + 1)
+        target = torch.minimum(target.clamp(min=1), lens)
+        pos = ((rank == target.unsqueeze(1)) & (mask == 1)).int().argmax(1)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), pos].float()
+
+    @staticmethod
+    def _check_pooling(pooling) -> None:
+        if not (pooling in ("last", "mean") or (isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool))):
+            raise ValueError(f"pooling must be 'last', 'mean' or an int token offset (-1 = last), got {pooling!r}")
+
+    def iter_hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int, pooling: Pooling = "last",
+                           progress: bool | None = None) -> Iterator[tuple[np.ndarray, dict[int, np.ndarray]]]:
+        """Like :meth:`hidden_states`, batch by batch (longest texts first): yields
+        ``(indices into texts, {layer: (batch, d) float32})``. Lets callers save partial results."""
+        texts = check_texts(texts)
+        self._check_pooling(pooling)
+        layers = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        if not layers:
+            raise ValueError("layers is empty")
+        resolved = {lay: self._resolve_layer(lay) for lay in layers}
+        wanted = sorted(set(resolved.values()))
+        deepest = wanted[-1]
+        ids = self.encode(texts)
+
+        @torch.inference_mode()
+        def step(batch):
+            mask = batch["attention_mask"]
+            got: dict[int, torch.Tensor] = {}
+            handles = []
+
+            def capture(layer_idx, hidden):
+                got[layer_idx] = self._pool(hidden, mask, pooling)
+                if layer_idx == deepest:
+                    raise _StopForward
+
+            try:
+                for lay in wanted:
+                    if lay == 0:
+                        handles.append(self.blocks[0].register_forward_pre_hook(
+                            lambda m, args, kwargs: capture(0, args[0] if args else kwargs["hidden_states"]),
+                            with_kwargs=True))
+                    elif lay < self.n_layers:
+                        handles.append(self.blocks[lay - 1].register_forward_hook(
+                            lambda m, args, out, _l=lay: capture(_l, _first(out))))
+                try:
+                    out = self.model.base_model(**batch, use_cache=False) if self.is_causal else \
+                        self.model.base_model(**batch)
+                    capture(self.n_layers, _first(out))  # only reached when the last layer is wanted
+                except _StopForward:
+                    pass
+            finally:
+                for h in handles:
+                    h.remove()
+            return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
+
+        side = self.padding_side
+        yield from self._batches(ids, step, side, desc="hidden states", progress=progress)
+
+    def hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int = -2,
+                      pooling: Pooling = "last") -> dict[int, np.ndarray]:
+        """Pooled hidden states: ``{layer: (n_texts, d) float32}`` keyed by the layers as given.
+
+        ``pooling``: ``"last"`` (last non-pad token), ``"mean"`` (over non-pad tokens), or an
+        int token position among the non-pad tokens: negative from the end (-1 = last),
+        non-negative from the start (0 = first, e.g. BERT's [CLS]); clamped to the text.
+        The forward pass stops at the deepest layer asked for.
+        """
+        texts = check_texts(texts)
+        layers = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        out = {lay: np.empty((len(texts), self.hidden_size), dtype=np.float32) for lay in layers}
+        for idx, res in self.iter_hidden_states(texts, layers, pooling):
+            for lay in layers:
+                out[lay][idx] = res[lay]
+        return out
+
+    # ------------------------------------------------------------------ next-token log-probs, generation
+    def _require_causal(self, what: str) -> None:
+        if not self.is_causal:
+            raise TypeError(f"{what} needs a causal language model; {type(self.model).__name__} is an encoder")
+
+    def token_ids(self, tokens: Sequence[int | str]) -> list[int]:
+        """Vocabulary ids for ints or single-token strings (e.g. ``[" A", " B"]``); a string that
+        is not exactly one token raises ``ValueError``."""
+        out = []
+        vocab = self.model.config.vocab_size
+        for t in tokens:
+            if isinstance(t, str):
+                enc = self.tokenizer(t, add_special_tokens=False)["input_ids"]
+                if len(enc) != 1:
+                    raise ValueError(f"{t!r} is {len(enc)} tokens, not one: {self.tokenizer.convert_ids_to_tokens(enc)}")
+                t = enc[0]
+            if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < vocab:
+                raise ValueError(f"token id {t!r} is not an int in [0, {vocab})")
+            out.append(int(t))
+        return out
+
+    def next_token_logprobs(self, texts: Sequence[str], token_ids: Sequence[int | str] | None = None) -> np.ndarray:
+        """Log-softmax over the vocabulary of the token after each text, float32.
+
+        Returns ``(n, len(token_ids))`` (ids or single-token strings) or ``(n, vocab)``.
+        Only the last position goes through the LM head.
+        """
+        self._require_causal("next_token_logprobs")
+        texts = check_texts(texts)
+        cols = None if token_ids is None else torch.as_tensor(self.token_ids(token_ids), dtype=torch.long)
+        ids = self.encode(texts)
+
+        @torch.inference_mode()
+        def step(batch):
+            if self._logits_to_keep:
+                logits = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1]
+            else:
+                logits = self.model(**batch, use_cache=False).logits[:, -1]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            return (logp if cols is None else logp[:, cols.to(logp.device)]).cpu().numpy()
+
+        width = self.model.config.vocab_size if cols is None else len(cols)
+        out = np.empty((len(texts), width), dtype=np.float32)
+        for idx, res in self._batches(ids, step, "left", desc="next-token log-probs"):
+            out[idx] = res[:, :width]
+        return out
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, do_sample: bool = False,
+                 temperature: float = 1.0, seed: int = 0, **generate_kwargs) -> list[str]:
+        """Continue each prompt (already chat-formatted if wanted, see :meth:`apply_chat_template`).
+
+        Batched with left padding; sampling is seeded (``seed``) without touching the global
+        RNG. Extra keyword arguments go to ``model.generate`` (e.g. ``top_p``). Returns the
+        new text only, special tokens removed.
+        """
+        self._require_causal("generate")
+        prompts = check_texts(prompts, "prompts")
+        if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
+            raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        ids = self.encode(prompts)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=self.pad_token_id,
+                      **generate_kwargs)
+        if do_sample:
+            if not temperature > 0:
+                raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r}")
+            kwargs["temperature"] = temperature
+
+        @torch.inference_mode()
+        def step(batch):
+            batch.pop("position_ids", None)  # generate derives them from the attention mask
+            out = self.model.generate(**batch, **kwargs)
+            return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+        texts: list[str] = [""] * len(prompts)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for idx, res in self._batches(ids, step, "left", desc="generate", extra_tokens=max_new_tokens):
+                for i, t in zip(idx, res):
+                    texts[i] = t
+        return texts
+
+    # ------------------------------------------------------------------ hooks
+    @contextlib.contextmanager
+    def hooks(self, fns: Mapping[int, HookFn]):
+        """Edit the residual stream: ``{layer: fn}`` with ``fn(hidden (batch, seq, d)) -> Tensor | None``.
+
+        ``layer`` indexes like :meth:`hidden_states` (0 = embeddings, i = output of block i);
+        for the last layer the hook sees the block output before any final norm. A returned
+        tensor replaces the hidden state; ``None`` leaves it (e.g. to record it). The hooks
+        apply to every forward pass inside the ``with`` block and are always removed.
+        """
+        if not isinstance(fns, Mapping) or not fns:
+            raise ValueError("hooks needs a non-empty {layer: fn} mapping")
+        handles = []
+        try:
+            for layer, fn in fns.items():
+                if not callable(fn):
+                    raise TypeError(f"hook for layer {layer} is not callable: {fn!r}")
+                lay = self._resolve_layer(layer)
+                if lay == 0:
+                    def pre(module, args, kwargs, _fn=fn):
+                        if args:
+                            new = _fn(args[0])
+                            return None if new is None else ((new, *args[1:]), kwargs)
+                        new = _fn(kwargs["hidden_states"])
+                        return None if new is None else (args, {**kwargs, "hidden_states": new})
+                    handles.append(self.blocks[0].register_forward_pre_hook(pre, with_kwargs=True))
+                else:
+                    def post(module, args, output, _fn=fn):
+                        new = _fn(_first(output))
+                        return None if new is None else _replace_first(output, new)
+                    handles.append(self.blocks[lay - 1].register_forward_hook(post))
+            yield self
+        finally:
+            for h in handles:
+                h.remove()

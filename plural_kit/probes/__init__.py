@@ -1,0 +1,79 @@
+"""Misalignment probes: what a language model's activations and answers reveal.
+
+- :mod:`~plural_kit.probes.activations`: residual-stream activations of chat prompts.
+- :mod:`~plural_kit.probes.linear`: per-layer linear probes with a held-out-source split,
+  a shuffled-label control (selectivity) and a lexical baseline.
+- :mod:`~plural_kit.probes.directions`: difference-in-means directions, ablation and
+  activation addition, refusal scores, a random-direction control, fluency checks.
+- :mod:`~plural_kit.probes.subspace`: overlap of activation subspaces against chance.
+- :mod:`~plural_kit.probes.behaviour`: persona and advanced-AI-risk log-probability probes
+  beside label bias, option swaps and format mass.
+- :mod:`~plural_kit.probes.judge`: open-ended answers scored by a (checked) judge.
+- :mod:`~plural_kit.probes.honesty`: true-vs-false answer probes.
+
+Harmful prompts are probe inputs: nothing here prints generations.
+"""
+from plural_kit.probes.activations import collect_activations, resolve_layers
+from plural_kit.probes.behaviour import (
+    BehaviourResult,
+    behaviour_scores,
+    choice_logprobs,
+    label_bias_baseline,
+    parse_options,
+    score_ab,
+    score_persona,
+    swap_options,
+)
+from plural_kit.probes.directions import (
+    REFUSAL_PHRASES,
+    activation_addition,
+    directional_ablation,
+    distinct_n,
+    fluency_stats,
+    is_refusal,
+    mean_difference,
+    project_out,
+    random_direction_like,
+    refusal_score,
+    refusal_token_ids,
+    unit,
+)
+from plural_kit.probes.honesty import fact_prompts, truthfulqa_statements
+from plural_kit.probes.judge import (
+    JUDGE_CHECK_SET,
+    JUDGE_TEMPLATES,
+    CallableJudge,
+    JudgeCheck,
+    LogprobJudge,
+    as_judge,
+    check_judge,
+    expected_number,
+    is_misaligned,
+    misalignment_rates,
+    number_distribution,
+    sample_answers,
+    scores_from_distribution,
+)
+from plural_kit.probes.linear import (
+    LinearProbe,
+    ProbeResult,
+    control_labels,
+    dedupe_prompts,
+    group_split,
+    lexical_baseline,
+    probe_by_layer,
+    wilson_interval,
+)
+from plural_kit.probes.subspace import SubspaceOverlap, energy_rank, subspace_basis, subspace_overlap
+
+__all__ = [
+    "BehaviourResult", "CallableJudge", "JUDGE_CHECK_SET", "JUDGE_TEMPLATES", "JudgeCheck", "LinearProbe",
+    "LogprobJudge", "ProbeResult", "REFUSAL_PHRASES", "SubspaceOverlap", "activation_addition", "as_judge",
+    "behaviour_scores", "check_judge", "choice_logprobs", "collect_activations", "control_labels",
+    "dedupe_prompts", "directional_ablation", "distinct_n", "energy_rank", "expected_number", "fact_prompts",
+    "fluency_stats", "group_split", "is_misaligned", "is_refusal", "label_bias_baseline", "lexical_baseline",
+    "mean_difference", "misalignment_rates", "number_distribution", "parse_options", "probe_by_layer",
+    "project_out", "random_direction_like", "refusal_score", "refusal_token_ids", "resolve_layers",
+    "sample_answers", "score_ab", "score_persona", "scores_from_distribution", "subspace_basis",
+    "subspace_overlap", "swap_options", "truthfulqa_statements", "unit", "wilson_interval",
+]

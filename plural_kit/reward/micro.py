@@ -1,0 +1,271 @@
+"""MiCRo: mixture modelling with context-aware routing (Shen et al. 2025, "MiCRo: mixture
+modeling and context-aware routing for personalized preference learning").
+
+``K`` linear reward heads ``r_k(x) = w_k . x`` on the response features and a router on the
+prompt features ``h`` that mixes them per pair::
+
+    pi(h, u) = softmax(V h + b + o_u)                                    (K,)
+    P(c > r | h, u) = sum_k pi_k(h, u) * sigmoid(r_k(c) - r_k(r))
+
+Stage 1 (``fit``) learns the heads, the router ``(V, b)`` and, when user ids are given, a
+per-user offset ``o_u`` of the router's logits, by maximum likelihood of this per-pair mixture
+plus a load-balancing term ``balance * KL(mean_i pi_i || uniform)`` that keeps every head in
+use, with full-batch L-BFGS (PyTorch gradients, CPU or GPU) and a few random restarts.
+Stage 2 (``adapt``) is the context-aware routing step: for a new user (or a new context
+label: ``users`` may name contexts) it fits only that user's router offset ``o_u`` from a few
+labelled pairs; the heads and the shared router stay frozen.
+
+How it differs from :class:`~plural_kit.reward.MixtureBT`: MixtureBT puts each *user* in one
+latent group for all their pairs (user-level responsibilities, so it needs user ids and a
+user's taste cannot change with the question); MiCRo draws the head *per pair* from weights
+that depend on the *prompt*, so the same person can be routed to different heads on different
+topics, and no user id is needed at all (``users=None`` gives a purely context-routed model).
+
+API: every method takes ``prompts`` (n, d_p) next to the response features; a model fitted
+with prompts needs them at prediction time. With ``prompts=None`` the router is just
+``b + o_u`` (a mixture of Bradley-Terry models with global or per-user weights).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
+
+from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward.base import POPULATION, PreferenceModel, check_features, check_pairs, sigmoid
+
+
+class MiCRo(PreferenceModel):
+    """Mixture of linear BT heads with a prompt-conditioned router (and per-user router offsets).
+
+    Parameters
+    ----------
+    n_heads : number K of reward heads.
+    alpha : L2 penalty on the heads' weights.
+    router_alpha : L2 penalty on the router's weights ``V``.
+    user_alpha : L2 penalty on each user's router offset (a Gaussian prior, counted once per user);
+        small by default so that a few pairs can override a confident router.
+    balance : weight of the load-balancing term ``KL(mean routing || uniform)``.
+    n_restarts : random restarts of stage 1; the best objective wins.
+    max_iter : L-BFGS iterations per restart (and for ``adapt``).
+    device : "auto", "cpu", "cuda", ... (``plural_kit.device.get_device``).
+    random_state : seed of the initialisations.
+
+    Fitted attributes
+    -----------------
+    heads_ : (K, d) the heads' weights ``w_k``.
+    router_coef_ : (K, d_p) ``V`` (shape (K, 0) when fitted without prompts).
+    router_intercept_ : (K,) ``b``.
+    user_offsets_ : DataFrame (users x K) of router offsets ``o_u`` (empty without users).
+    mixing_weights_ : (K,) mean routing weights over the training pairs.
+    n_prompt_features_ : d_p (0 without prompts).
+    objective_ : final stage-1 objective (per pair).
+    """
+
+    def __init__(
+        self,
+        n_heads: int = 2,
+        alpha: float = 1e-4,
+        router_alpha: float = 1e-3,
+        user_alpha: float = 0.01,
+        balance: float = 0.1,
+        n_restarts: int = 3,
+        max_iter: int = 300,
+        device: str = "auto",
+        random_state: int = 0,
+    ):
+        self.n_heads = n_heads
+        self.alpha = alpha
+        self.router_alpha = router_alpha
+        self.user_alpha = user_alpha
+        self.balance = balance
+        self.n_restarts = n_restarts
+        self.max_iter = max_iter
+        self.device = device
+        self.random_state = random_state
+
+    # ---- public API (the base API plus ``prompts``) ------------------------------------
+    def fit(self, chosen, rejected, users=None, prompts=None):
+        """Stage 1 on pairs ``chosen``/``rejected`` (n, d), ``users`` (n,) or None, ``prompts`` (n, d_p) or None."""
+        chosen, rejected, users = check_pairs(chosen, rejected, users)
+        self.n_prompt_features_ = 0
+        prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
+        self.n_features_in_ = chosen.shape[1]
+        if users is None:
+            self.users_ = np.array([], dtype=object)
+            idx = np.full(chosen.shape[0], POPULATION)
+        else:
+            self.users_ = np.array(list(dict.fromkeys(users.tolist())), dtype=object)
+            idx = self._user_index(users, warn=False)
+        self._prompts = prompts
+        try:
+            self._fit(chosen, rejected, idx)
+        finally:
+            del self._prompts
+        return self
+
+    def reward(self, x, users=None, prompts=None) -> np.ndarray:
+        """Expected reward under the routing, ``sum_k pi_k(h, u) r_k(x)``, for rows ``x`` (n, d); shape (n,)."""
+        check_is_fitted(self, "heads_")
+        x = check_features(x, "x", self.n_features_in_)
+        return self._reward(x, self._user_index(users, n=x.shape[0]), self._check_prompts(prompts, x.shape[0]))
+
+    def predict_proba(self, a, b, users=None, prompts=None) -> np.ndarray:
+        """P(a preferred to b) = ``sum_k pi_k sigmoid(r_k(a) - r_k(b))`` per row; shape (n,)."""
+        check_is_fitted(self, "heads_")
+        a, b, users = check_pairs(a, b, users, self.n_features_in_)
+        return self._predict_proba(a, b, self._user_index(users, n=a.shape[0]), self._check_prompts(prompts, a.shape[0]))
+
+    def score(self, chosen, rejected, users=None, prompts=None) -> float:
+        """Fraction of pairs ranked correctly."""
+        return float(np.mean(self.predict_proba(chosen, rejected, users, prompts) > 0.5))
+
+    def routing(self, prompts=None, users=None) -> np.ndarray:
+        """Router weights ``pi(h, u)`` for each row of ``prompts`` (n, d_p) and/or ``users`` (n,); shape (n, K)."""
+        check_is_fitted(self, "heads_")
+        if prompts is not None:
+            n = np.asarray(prompts).shape[0]
+        elif users is not None:
+            n = len(users)
+        else:
+            raise ValueError("give 'prompts' (n, d_p), 'users' (n,) or both")
+        return _softmax(self._router_logits(self._check_prompts(prompts, n), self._user_index(users, n=n)))
+
+    def adapt(self, chosen, rejected, users, prompts=None):
+        """Stage 2: fit only the router offsets of ``users`` from their pairs (heads and shared router frozen)."""
+        check_is_fitted(self, "heads_")
+        if users is None:
+            raise ValueError("'adapt' needs 'users': the id of the user (or context) of each pair")
+        chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
+        prompts = self._check_prompts(prompts, chosen.shape[0])
+        known = set(self.users_.tolist())
+        new = [u for u in dict.fromkeys(users.tolist()) if u not in known]
+        self.users_ = np.concatenate([self.users_, np.array(new, dtype=object)])
+        self._grow_users(len(new))
+        self._adapt_offsets(chosen, rejected, self._user_index(users, warn=False), prompts)
+        return self
+
+    # ---- validation ------------------------------------------------------------------
+    def _check_prompts(self, prompts, n: int, fitting: bool = False) -> np.ndarray:
+        """Prompt features as (n, d_p) floats ((n, 0) when the router has no prompt input)."""
+        if prompts is None:
+            if not fitting and self.n_prompt_features_ > 0:
+                raise ValueError(
+                    f"this MiCRo was fitted with prompt features ({self.n_prompt_features_} columns): pass prompts=(n, d_p)"
+                )
+            return np.zeros((n, 0))
+        prompts = check_features(prompts, "prompts", None if fitting else (self.n_prompt_features_ or None))
+        if not fitting and self.n_prompt_features_ == 0:
+            raise ValueError("this MiCRo was fitted without prompts: call it with prompts=None")
+        if prompts.shape[0] != n:
+            raise ValueError(f"'prompts' must have one row per pair: {n} rows expected, got {prompts.shape[0]}")
+        if fitting:
+            self.n_prompt_features_ = prompts.shape[1]
+        return prompts
+
+    def _check_params(self) -> None:
+        if not (isinstance(self.n_heads, (int, np.integer)) and self.n_heads >= 1):
+            raise ValueError(f"n_heads must be an integer >= 1, got {self.n_heads!r}")
+        for name in ("alpha", "router_alpha", "user_alpha", "balance"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.n_restarts < 1 or self.max_iter < 1:
+            raise ValueError("n_restarts and max_iter must be >= 1")
+
+    # ---- stage 1 -----------------------------------------------------------------------
+    @staticmethod
+    def _log_lik(dx, prompts, onehot, heads, coef, intercept, offsets) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair log P(chosen > rejected) and the routing weights (n, K)."""
+        logits = prompts @ coef.T + intercept
+        if onehot is not None:
+            logits = logits + onehot @ offsets
+        log_pi = torch.log_softmax(logits, dim=1)
+        return torch.logsumexp(log_pi + F.logsigmoid(dx @ heads.T), dim=1), log_pi.exp()
+
+    def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        self._check_params()
+        dev, dt = resolve_device(self.device)
+        K, d, dp = int(self.n_heads), chosen.shape[1], self.n_prompt_features_
+        n = chosen.shape[0]
+        dx = to_tensor(chosen - rejected, dev, dt)
+        prompts = to_tensor(self._prompts, dev, dt)
+        with_users = not (user_idx == POPULATION).all()
+        onehot = F.one_hot(torch.as_tensor(user_idx, device=dev), len(self.users_)).to(dt) if with_users else None
+        x_scale = float(np.std(chosen - rejected)) or 1.0
+        p_scale = float(self._prompts.std()) if dp else 1.0
+
+        best = None
+        for restart in range(int(self.n_restarts)):
+            gen = torch_generator(self.random_state * 1000 + restart)
+            heads = (torch.randn(K, d, generator=gen, dtype=torch.float64) / (x_scale * np.sqrt(d))).to(dev, dt)
+            coef = (0.1 * torch.randn(K, dp, generator=gen, dtype=torch.float64) / (p_scale or 1.0)).to(dev, dt)
+            intercept = torch.zeros(K, device=dev, dtype=dt)
+            offsets = torch.zeros(len(self.users_), K, device=dev, dtype=dt)
+            params = [heads.requires_grad_(), coef.requires_grad_(), intercept.requires_grad_()]
+            if with_users:
+                params.append(offsets.requires_grad_())
+
+            def objective(heads=heads, coef=coef, intercept=intercept, offsets=offsets):
+                ll, pi = self._log_lik(dx, prompts, onehot, heads, coef, intercept, offsets)
+                mean_pi = pi.mean(0)
+                lb = (mean_pi * torch.log(mean_pi * K + 1e-12)).sum()
+                pen = self.alpha * heads.pow(2).sum() + self.router_alpha * coef.pow(2).sum()
+                return -ll.mean() + self.balance * lb + pen + self.user_alpha * offsets.pow(2).sum() / n
+
+            value = lbfgs_minimize(objective, params, self.max_iter)
+            if np.isfinite(value) and (best is None or value < best[0]):
+                best = (value, [to_numpy(p) for p in (heads, coef, intercept, offsets)])
+        if best is None:
+            raise RuntimeError("MiCRo: every restart diverged (non-finite objective); try larger penalties")
+        self.objective_, (self.heads_, self.router_coef_, self.router_intercept_, self._offsets) = best
+        self.mixing_weights_ = _softmax(self._router_logits(self._prompts, user_idx)).mean(axis=0)
+        self._publish_users()
+
+    def _router_logits(self, prompts: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
+        logits = prompts @ self.router_coef_.T + self.router_intercept_
+        known = user_idx != POPULATION
+        logits[known] += self._offsets[user_idx[known]]
+        return logits
+
+    def _publish_users(self) -> None:
+        self.user_offsets_ = pd.DataFrame(
+            self._offsets.copy(), index=pd.Index(self.users_, name="user"),
+            columns=[f"head_{k}" for k in range(int(self.n_heads))],
+        )
+
+    # ---- stage 2 -----------------------------------------------------------------------
+    def _grow_users(self, n_new: int) -> None:
+        self._offsets = np.vstack([self._offsets, np.zeros((n_new, int(self.n_heads)))])
+
+    def _adapt_offsets(self, chosen, rejected, user_idx, prompts) -> None:
+        dev, dt = resolve_device(self.device)
+        users, local = np.unique(user_idx, return_inverse=True)
+        dx = to_tensor(chosen - rejected, dev, dt)
+        prompts_t = to_tensor(prompts, dev, dt)
+        onehot = F.one_hot(torch.as_tensor(local, device=dev), len(users)).to(dt)
+        heads, coef, intercept = (to_tensor(a, dev, dt) for a in (self.heads_, self.router_coef_, self.router_intercept_))
+        offsets = torch.zeros(len(users), int(self.n_heads), device=dev, dtype=dt, requires_grad=True)
+
+        def objective():
+            ll, _ = self._log_lik(dx, prompts_t, onehot, heads, coef, intercept, offsets)
+            return (-ll.sum() + self.user_alpha * offsets.pow(2).sum()) / len(local)
+
+        lbfgs_minimize(objective, [offsets], self.max_iter)
+        self._offsets[users] = to_numpy(offsets)
+        self._publish_users()
+
+    # ---- prediction ------------------------------------------------------------------
+    def _reward(self, x: np.ndarray, user_idx: np.ndarray, prompts: np.ndarray | None = None) -> np.ndarray:
+        prompts = np.zeros((x.shape[0], 0)) if prompts is None else prompts
+        return (_softmax(self._router_logits(prompts, user_idx)) * (x @ self.heads_.T)).sum(axis=1)
+
+    def _predict_proba(self, a, b, user_idx, prompts: np.ndarray | None = None) -> np.ndarray:
+        prompts = np.zeros((a.shape[0], 0)) if prompts is None else prompts
+        return (_softmax(self._router_logits(prompts, user_idx)) * sigmoid((a - b) @ self.heads_.T)).sum(axis=1)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)

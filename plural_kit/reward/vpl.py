@@ -1,0 +1,297 @@
+"""VPL: variational preference learning (Poddar et al. 2024, "Personalizing reinforcement
+learning from human feedback with variational preference learning").
+
+A user is summarised by a latent vector ``z`` inferred from a few of their own annotated
+pairs (the *context*), and the reward is conditioned on it:
+
+* encoder ``q(z | C)``: each context pair ``(c, r)`` is embedded by an MLP of ``[c, r]``, the
+  embeddings are mean-pooled (a set encoder: any number of pairs, in any order) and two
+  linear heads give ``mu`` and ``log sigma^2`` (``latent_dim`` each);
+* decoder: the reward ``r(x, z)`` is an MLP of ``[x, z]``; ``P(c > r | z) = sigmoid(r(c, z) - r(r, z))``.
+
+Training maximises the ELBO with the reparameterisation trick. At every step each user gets
+a fresh context of ``context_size`` of their own pairs, and the loss is, per pair,
+
+    loss = [ sum_u (n_u / t_u) sum_{i in T_u} -log P(y_i | z_u)  +  beta * sum_u KL(q(z | C_u) || N(0, I)) ] / N
+
+with ``T_u`` a random batch of ``t_u`` of the user's ``n_u`` pairs (``N = sum_u n_u``). With
+``beta = 1`` this is the exact negative ELBO of the data per pair (the KL is counted once per
+user against the likelihood of all their pairs); ``beta`` is warmed up linearly from 0 over the
+first ``kl_warmup`` fraction of the steps, which keeps the decoder from ignoring ``z``
+early on (posterior collapse).
+
+Reward scaling (VPL section 4.2): pairwise comparisons fix a reward only up to a per-user
+offset and scale, so raw rewards of different users are not comparable. With
+``reward_scaling="pairwise"``, :meth:`reward` returns ``E_{x'}[P(x > x' | z)]`` over a fixed
+reference set of training items, a number in [0, 1] on the same scale for every user (what a
+policy conditioned on ``z`` should be trained on). Pair probabilities always use the raw
+rewards.
+
+``adapt`` infers a new user's ``z`` (the posterior mean) from their pairs with one forward
+pass of the encoder: no gradient steps, no parameter changes. Known users are predicted with
+the posterior mean given all their training pairs; unknown users get the population
+prediction, the average over the known users' latents (with an ``UnknownUserWarning``).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from plural_kit.reward._torch import resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
+
+_MAX_POPULATION_LATENTS = 64  # known users averaged over for the population prediction
+_N_REFERENCE = 256  # reference items for the pairwise reward scaling
+
+
+def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+
+class _VPLNet(nn.Module):
+    def __init__(self, d: int, latent_dim: int, hidden: int):
+        super().__init__()
+        self.pair = _mlp(2 * d, hidden, hidden)
+        self.mu = nn.Linear(hidden, latent_dim)
+        self.log_var = nn.Linear(hidden, latent_dim)
+        self.decoder = _mlp(d + latent_dim, hidden, 1)
+
+    def encode(self, ctx_c: torch.Tensor, ctx_r: torch.Tensor, mask: torch.Tensor):
+        """Context pairs (U, C, d) with a (U, C) validity mask -> mu, log_var (U, latent_dim)."""
+        h = self.pair(torch.cat([ctx_c, ctx_r], dim=-1))
+        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        return self.mu(pooled), self.log_var(pooled).clamp(-10.0, 5.0)
+
+    def reward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Rewards of rows ``x`` (n, d) under latents ``z`` (n, latent_dim); shape (n,)."""
+        return self.decoder(torch.cat([x, z], dim=-1)).squeeze(-1)
+
+
+class VPL(PreferenceModel):
+    """Variational preference learning: a latent user vector from a few pairs conditions the reward.
+
+    Parameters
+    ----------
+    latent_dim : dimension of ``z``.
+    hidden_dim : width of the encoder's and the decoder's MLPs (two hidden layers, SiLU).
+    context_size : pairs per context during training (drawn afresh each step from the user's own pairs).
+    targets_per_user : pairs per user whose likelihood is evaluated at each step (None: all).
+    beta : weight of the KL term (1 = the exact ELBO; see the module docstring).
+    kl_warmup : fraction of the steps over which ``beta`` grows linearly from 0.
+    n_steps : Adam steps (full passes over the users).
+    lr : Adam learning rate (cosine-decayed to 5% of it).
+    weight_decay : AdamW weight decay.
+    reward_scaling : "pairwise" (``reward`` returns the expected win rate against reference
+        items, in [0, 1]) or "none" (raw decoder output).
+    device : "auto", "cpu", "cuda", ... (``plural_kit.device.get_device``).
+    random_state : seed of the initialisation, the contexts and the reparameterisation noise.
+
+    Fitted attributes
+    -----------------
+    user_latents_ : DataFrame (users x latent_dim): each known user's posterior mean of ``z``.
+    user_latent_log_var_ : DataFrame (users x latent_dim): the posterior log-variances.
+    loss_curve_ : (n_steps,) training loss per step.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 4,
+        hidden_dim: int = 64,
+        context_size: int = 8,
+        targets_per_user: int | None = 32,
+        beta: float = 1.0,
+        kl_warmup: float = 0.2,
+        n_steps: int = 1500,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        reward_scaling: Literal["pairwise", "none"] = "pairwise",
+        device: str = "auto",
+        random_state: int = 0,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden_dim = hidden_dim
+        self.context_size = context_size
+        self.targets_per_user = targets_per_user
+        self.beta = beta
+        self.kl_warmup = kl_warmup
+        self.n_steps = n_steps
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.reward_scaling = reward_scaling
+        self.device = device
+        self.random_state = random_state
+
+    # ---- fitting -------------------------------------------------------------------
+    def _check_params(self) -> None:
+        for name in ("latent_dim", "hidden_dim", "context_size", "n_steps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.targets_per_user is not None and not self.targets_per_user >= 1:
+            raise ValueError(f"targets_per_user must be None or >= 1, got {self.targets_per_user!r}")
+        if self.beta < 0 or not 0 <= self.kl_warmup <= 1 or not self.lr > 0:
+            raise ValueError("need beta >= 0, 0 <= kl_warmup <= 1 and lr > 0")
+        if self.reward_scaling not in ("pairwise", "none"):
+            raise ValueError(f"reward_scaling must be 'pairwise' or 'none', got {self.reward_scaling!r}")
+
+    @staticmethod
+    def _groups(user_idx: np.ndarray, n_users: int) -> np.ndarray:
+        """(n_users, max_pairs) matrix of each user's pair rows, padded with -1."""
+        order = np.argsort(user_idx, kind="stable")
+        counts = np.bincount(user_idx, minlength=n_users)
+        table = np.full((n_users, max(int(counts.max()), 1)), -1, dtype=np.int64)
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        for u in range(n_users):
+            table[u, : counts[u]] = order[starts[u] : starts[u] + counts[u]]
+        return table
+
+    @staticmethod
+    def _sample(table: torch.Tensor, k: int, gen: torch.Generator):
+        """For each user draw ``k`` of their rows without replacement: (rows (U, k), mask (U, k))."""
+        keys = torch.rand(table.shape, generator=gen).to(table.device)
+        keys = keys.masked_fill(table < 0, -1.0)
+        k = min(k, table.shape[1])
+        top, pos = keys.topk(k, dim=1)
+        rows = table.gather(1, pos)
+        mask = top >= 0
+        return rows.clamp_min(0), mask
+
+    def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        self._check_params()
+        if (user_idx == POPULATION).all():
+            raise ValueError("VPL needs 'users': the latent of each user is inferred from their own pairs")
+        dev, _ = resolve_device(self.device)
+        dt = torch.float32
+        self._device = dev
+        torch.manual_seed(self.random_state)
+        gen = torch_generator(self.random_state)
+        d = chosen.shape[1]
+        net = _VPLNet(d, int(self.latent_dim), int(self.hidden_dim)).to(dev, dt)
+
+        n_users = len(self.users_)
+        xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
+        table = torch.as_tensor(self._groups(user_idx, n_users), device=dev)
+        n_pairs = (table >= 0).sum(1).to(dt)  # n_u
+        n_total = float(n_pairs.sum())
+        n_targets = table.shape[1] if self.targets_per_user is None else int(self.targets_per_user)
+
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay, foreach=True)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * s / self.n_steps))
+        )
+        warm = max(1, int(self.kl_warmup * self.n_steps))
+        losses = np.empty(int(self.n_steps))
+        for step in range(int(self.n_steps)):
+            ctx, ctx_mask = self._sample(table, int(self.context_size), gen)
+            mu, log_var = net.encode(xc[ctx], xr[ctx], ctx_mask.to(dt))
+            eps = torch.randn(mu.shape, generator=gen).to(dev, dt)
+            z = mu + torch.exp(0.5 * log_var) * eps
+            tgt, tgt_mask = self._sample(table, n_targets, gen)
+            t_u = tgt_mask.sum(1).to(dt)
+            zt = z[:, None, :].expand(-1, tgt.shape[1], -1)
+            margin = net.reward(xc[tgt], zt) - net.reward(xr[tgt], zt)
+            nll = (F.softplus(-margin) * tgt_mask).sum(1) * n_pairs / t_u
+            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
+            beta = self.beta * min(1.0, (step + 1) / warm)
+            loss = (nll.sum() + beta * kl.sum()) / n_total
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses[step] = float(loss.detach())
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.net_ = net
+        self.loss_curve_ = losses
+        self._latents = np.zeros((0, int(self.latent_dim)))
+        self._log_vars = np.zeros((0, int(self.latent_dim)))
+        self._grow_users(n_users)
+        self._set_latents(chosen, rejected, user_idx)
+        rng = np.random.default_rng(self.random_state)
+        items = np.concatenate([chosen, rejected])
+        self._reference = items[rng.choice(len(items), min(_N_REFERENCE, len(items)), replace=False)]
+
+    # ---- latents ---------------------------------------------------------------------
+    def _set_latents(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        """Posterior of each user in ``user_idx`` from all of their given pairs (one encoder pass)."""
+        users = np.unique(user_idx)
+        local = np.searchsorted(users, user_idx)
+        table = torch.as_tensor(self._groups(local, len(users)), device=self._device)
+        mask = (table >= 0).to(torch.float32)
+        rows = table.clamp_min(0)
+        xc = to_tensor(chosen, self._device, torch.float32)
+        xr = to_tensor(rejected, self._device, torch.float32)
+        with torch.inference_mode():
+            mu, log_var = self.net_.encode(xc[rows], xr[rows], mask)
+        self._latents[users] = to_numpy(mu)
+        self._log_vars[users] = to_numpy(log_var)
+        self._publish_users()
+
+    def _publish_users(self) -> None:
+        index = pd.Index(self.users_, name="user")
+        cols = [f"z_{j}" for j in range(int(self.latent_dim))]
+        self.user_latents_ = pd.DataFrame(self._latents.copy(), index=index, columns=cols)
+        self.user_latent_log_var_ = pd.DataFrame(self._log_vars.copy(), index=index, columns=cols)
+
+    def _grow_users(self, n_new: int) -> None:
+        self._latents = np.vstack([self._latents, np.zeros((n_new, int(self.latent_dim)))])
+        self._log_vars = np.vstack([self._log_vars, np.zeros((n_new, int(self.latent_dim)))])
+
+    def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        self._set_latents(chosen, rejected, user_idx)
+
+    def _population_latents(self) -> np.ndarray:
+        """Latents averaged over for the population prediction: up to 64 evenly spaced known users."""
+        pick = np.unique(np.linspace(0, len(self._latents) - 1, min(_MAX_POPULATION_LATENTS, len(self._latents))).astype(int))
+        return self._latents[pick]
+
+    # ---- prediction ------------------------------------------------------------------
+    def _decode(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Raw rewards ``r(x, z)``: ``x`` (..., d) with ``z`` (..., latent_dim) broadcast against it."""
+        xt, zt = to_tensor(x, self._device, torch.float32), to_tensor(z, self._device, torch.float32)
+        shape = torch.broadcast_shapes(xt.shape[:-1], zt.shape[:-1])
+        with torch.inference_mode():
+            out = self.net_.reward(xt.expand(*shape, -1), zt.expand(*shape, -1))
+        return to_numpy(out)
+
+    def _scale(self, raw: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Pairwise reward scaling: mean over reference items of ``sigmoid(raw - r(x', z))``.
+
+        ``raw`` (..., n) rewards under latents ``z`` (..., n, latent_dim).
+        """
+        ref = self._decode(self._reference[None, :, :], z.reshape(-1, 1, z.shape[-1]))  # (m, R)
+        ref = ref.reshape(*raw.shape, -1)
+        return sigmoid(raw[..., None] - ref).mean(axis=-1)
+
+    def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
+        out = np.empty(len(x))
+        known = user_idx != POPULATION
+        if known.any():
+            z = self._latents[user_idx[known]]
+            raw = self._decode(x[known], z)
+            out[known] = raw if self.reward_scaling == "none" else self._scale(raw, z)
+        if (~known).any():
+            pop = self._population_latents()[:, None, :]  # (P, 1, L)
+            raw = self._decode(x[~known][None], pop)  # (P, m)
+            if self.reward_scaling != "none":
+                raw = self._scale(raw, np.broadcast_to(pop, (*raw.shape, pop.shape[-1])))
+            out[~known] = raw.mean(axis=0)
+        return out
+
+    def _predict_proba(self, a: np.ndarray, b: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
+        out = np.empty(len(a))
+        known = user_idx != POPULATION
+        if known.any():
+            z = self._latents[user_idx[known]]
+            out[known] = sigmoid(self._decode(a[known], z) - self._decode(b[known], z))
+        if (~known).any():
+            pop = self._population_latents()[:, None, :]
+            margin = self._decode(a[~known][None], pop) - self._decode(b[~known][None], pop)
+            out[~known] = sigmoid(margin).mean(axis=0)
+        return out

@@ -1,0 +1,51 @@
+"""The one device/dtype/seed helper."""
+import numpy as np
+import pytest
+import torch
+
+from plural_kit.device import get_device, get_dtype, seed_everything
+
+
+def test_auto_device_is_cpu_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert get_device("auto") == torch.device("cpu")
+
+
+def test_explicit_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        get_device("cuda")
+
+
+def test_mps_fallback_warns(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    with pytest.warns(RuntimeWarning, match="MPS"):
+        assert get_device("auto").type == "mps"
+
+
+def test_dtype_names_and_errors():
+    assert get_dtype("fp32") is torch.float32
+    assert get_dtype("bf16") is torch.bfloat16
+    assert get_dtype(torch.float16) is torch.float16
+    with pytest.raises(ValueError, match="unknown dtype 'int3'"):
+        get_dtype("int3")
+
+
+def test_auto_dtype_on_cpu_follows_bf16_units(monkeypatch):
+    import plural_kit.device as dev
+
+    monkeypatch.setattr(dev, "cpu_has_bf16_matmul", lambda: False)
+    assert get_dtype("auto", "cpu") is torch.float32
+    monkeypatch.setattr(dev, "cpu_has_bf16_matmul", lambda: True)
+    assert get_dtype("auto", "cpu") is torch.bfloat16
+
+
+def test_seed_everything_reproduces_torch_and_numpy():
+    rng = seed_everything(3)
+    a = (rng.normal(size=3), torch.rand(3))
+    rng = seed_everything(3)
+    b = (rng.normal(size=3), torch.rand(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])

@@ -1,0 +1,228 @@
+"""ForwardEngine: pooling against unbatched runs, early stop, hooks, log-probs, generation, errors.
+
+Most tests use tiny randomly initialised models (fast, exact in fp32) with the bundled MiniLM
+tokenizer; the ``slow`` ones load the real bundled SmolLM2.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
+
+from plural_kit.engine import ForwardEngine, decoder_blocks
+from plural_kit.models import _bundle_path
+
+TEXTS = [
+    "A much longer sentence about how the values and preferences of different people differ.",
+    "Short.",
+    "Hello there, how are you doing today?",
+    "Yes",
+    "Two words",
+    "Preference data from many annotators disagrees more often than one might expect.",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tokenizer):
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      pad_token_id=tokenizer.pad_token_id, architectures=["LlamaForCausalLM"])
+    return LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tokenizer):
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                     num_attention_heads=4, max_position_embeddings=256, architectures=["BertModel"])
+    return BertModel(cfg).eval()
+
+
+def reference(model, tokenizer, text, layer):
+    """Unbatched hidden states (seq, d) of one text, from a plain full forward pass."""
+    ids = tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**ids, output_hidden_states=True)
+    return out.hidden_states[layer][0].float().numpy()
+
+
+def pool_ref(h, pooling):
+    if pooling == "mean":
+        return h.mean(0)
+    k = -1 if pooling == "last" else pooling
+    return h[max(min(k, len(h) - 1), -len(h))]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("which", ["tiny_llama", "tiny_bert"])
+@pytest.mark.parametrize("pooling", ["last", "mean", -3, 0])
+def test_pooling_matches_unbatched(request, tokenizer, side, which, pooling):
+    model = request.getfixturevalue(which)
+    eng = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", batch_size=4, padding_side=side,
+                        progress=False)
+    layers = [0, 1, -2, -1]
+    got = eng.hidden_states(TEXTS, layers, pooling=pooling)
+    assert set(got) == set(layers)
+    for i, text in enumerate(TEXTS):
+        for layer in layers:
+            want = pool_ref(reference(model, tokenizer, text, layer), pooling)
+            np.testing.assert_allclose(got[layer][i], want, rtol=1e-4, atol=1e-5,
+                                       err_msg=f"{which} {side} {pooling} layer {layer} text {i}")
+    assert all(v.dtype == np.float32 and v.shape == (len(TEXTS), 32) for v in got.values())
+
+
+def test_stops_at_deepest_layer_and_never_runs_head(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    calls = {"block2": 0, "block3": 0, "head": 0}
+    blocks = decoder_blocks(tiny_llama)
+    handles = [blocks[1].register_forward_hook(lambda *a: calls.__setitem__("block2", calls["block2"] + 1)),
+               blocks[2].register_forward_hook(lambda *a: calls.__setitem__("block3", calls["block3"] + 1)),
+               tiny_llama.lm_head.register_forward_hook(lambda *a: calls.__setitem__("head", 1))]
+    try:
+        out = eng.hidden_states(TEXTS, [1, 2])
+        assert calls["block2"] >= 1 and calls["block3"] == 0
+        full = eng.hidden_states(TEXTS, [-1, 2])  # the last layer runs the whole body (and its norm) ...
+        assert calls["block3"] >= 1 and calls["head"] == 0  # ... but not the LM head
+    finally:
+        for h in handles:
+            h.remove()
+    np.testing.assert_allclose(out[2], full[2], rtol=1e-5, atol=1e-6)
+    assert not tiny_llama._forward_hooks and not blocks[1]._forward_hooks  # capture hooks removed
+
+
+def test_hooks_edit_and_leave_the_model_identical(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    ids = tokenizer(TEXTS[0], return_tensors="pt")
+    with torch.no_grad():
+        before = tiny_llama(**ids).logits
+    seen = []
+    with eng.hooks({0: lambda h: h * 0.5, 2: lambda h: seen.append(h.shape) or None}):
+        with torch.no_grad():
+            during = tiny_llama(**ids).logits
+        edited = eng.hidden_states([TEXTS[0]], [0])[0][0]
+    with torch.no_grad():
+        after = tiny_llama(**ids).logits
+    assert torch.equal(before, after)
+    assert not torch.allclose(before, during)
+    assert seen and seen[0][-1] == 32
+    np.testing.assert_allclose(edited, 0.5 * reference(tiny_llama, tokenizer, TEXTS[0], 0)[-1], rtol=1e-5)
+    # removed even when the body raises
+    with pytest.raises(KeyError):
+        with eng.hooks({-1: lambda h: h + 1.0}):
+            raise KeyError("boom")
+    assert all(not b._forward_hooks and not b._forward_pre_hooks for b in decoder_blocks(tiny_llama))
+
+
+def test_hook_replacement_changes_output_of_the_right_block(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    with eng.hooks({2: lambda h: torch.zeros_like(h)}):
+        got = eng.hidden_states(TEXTS[:2], [1, 2])
+    clean = eng.hidden_states(TEXTS[:2], [1, 2])
+    np.testing.assert_allclose(got[1], clean[1])
+    assert np.all(got[2] == 0)
+
+
+@pytest.mark.parametrize("token_ids", [None, [5, 17, 1012], ["the", 7]])
+def test_next_token_logprobs_match_direct_forward(tiny_llama, tokenizer, token_ids):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", batch_size=4, progress=False)
+    got = eng.next_token_logprobs(TEXTS, token_ids)
+    cols = None if token_ids is None else eng.token_ids(token_ids)
+    for i, text in enumerate(TEXTS):
+        with torch.no_grad():
+            logits = tiny_llama(**tokenizer(text, return_tensors="pt")).logits[0, -1]
+        want = torch.log_softmax(logits, -1).numpy()
+        np.testing.assert_allclose(got[i], want if cols is None else want[cols], rtol=1e-4, atol=1e-4)
+
+
+def test_generate_batched_equals_unbatched_and_sampling_is_seeded(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", batch_size=3, progress=False)
+    batched = eng.generate(TEXTS[:4], max_new_tokens=6)
+    single = [eng.generate([t], max_new_tokens=6)[0] for t in TEXTS[:4]]
+    assert batched == single and all(isinstance(t, str) for t in batched)
+    state = torch.random.get_rng_state()
+    a = eng.generate(TEXTS[:3], max_new_tokens=6, do_sample=True, seed=3)
+    b = eng.generate(TEXTS[:3], max_new_tokens=6, do_sample=True, seed=3)
+    c = eng.generate(TEXTS[:3], max_new_tokens=6, do_sample=True, seed=4)
+    assert a == b and a != c
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_out_of_memory_halves_the_batch(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", batch_size=6, progress=False)
+    want = eng.hidden_states(TEXTS, [2])[2]
+
+    def fail_big(module, args):
+        if args[0].shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    h = tiny_llama.model.embed_tokens.register_forward_pre_hook(fail_big)
+    try:
+        got = eng.hidden_states(TEXTS, [2])[2]
+    finally:
+        h.remove()
+    assert eng._cap == 1 or eng._cap == 2
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_truncation_keeps_the_end_for_causal_models(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", max_length=4, progress=False)
+    ids = eng.encode([TEXTS[0]])[0]
+    assert ids == tokenizer(TEXTS[0])["input_ids"][-4:]
+
+
+def test_bad_input_is_named(tiny_llama, tiny_bert, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        eng.hidden_states([], [1])
+    with pytest.raises(TypeError, match="index 1"):
+        eng.hidden_states(["ok", 3], [1])
+    with pytest.raises(TypeError, match="single string"):
+        eng.next_token_logprobs("just one")
+    with pytest.raises(ValueError, match="out of range"):
+        eng.hidden_states(["ok"], [7])
+    with pytest.raises(ValueError, match="pooling"):
+        eng.hidden_states(["ok"], [1], pooling="max")
+    with pytest.raises(ValueError, match="not one"):
+        eng.next_token_logprobs(["ok"], ["two words"])
+    with pytest.raises(ValueError, match="no chat template"):
+        eng.apply_chat_template(["hi"])
+    bert = ForwardEngine(tiny_bert, tokenizer, device="cpu", dtype="float32", progress=False)
+    with pytest.raises(TypeError, match="causal"):
+        bert.next_token_logprobs(["hi"])
+    with pytest.raises(TypeError, match="tokenizer"):
+        ForwardEngine(tiny_bert)
+
+
+# ---------------------------------------------------------------- the real bundled SmolLM2
+@pytest.fixture(scope="module")
+def smollm():
+    from plural_kit.models import load_model
+
+    return load_model("smollm2-135m-instruct", device="cpu")
+
+
+@pytest.mark.slow
+def test_smollm_bf16_matches_fp32_and_chat_template(smollm):
+    model, tok = smollm
+    texts = TEXTS[:4]
+    bf16 = ForwardEngine(model, tok, device="cpu", dtype="bfloat16", progress=False).hidden_states(texts, [-2])[-2]
+    fp32 = ForwardEngine(model, tok, device="cpu", dtype="float32", progress=False).hidden_states(texts, [-2])[-2]
+    cos = (bf16 * fp32).sum(1) / np.linalg.norm(bf16, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cos.min() >= 0.99, cos
+    eng = ForwardEngine(model, tok, device="cpu", dtype="bfloat16", progress=False)
+    prompt = eng.apply_chat_template(["What is the capital of France?"], system="Answer briefly.")[0]
+    assert prompt.startswith("<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\n")
+    assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert eng.encode([prompt])[0][0] == tok.convert_tokens_to_ids("<|im_start|>")  # BOS not doubled
+    with pytest.raises(ValueError, match="empty after tokenisation"):
+        eng.encode(["fine", ""])
+    assert "Paris" in eng.generate([prompt], max_new_tokens=12)[0]
+    lp = eng.next_token_logprobs(eng.apply_chat_template(["Is Paris in France? Answer Yes or No."]), ["Yes", "No"])
+    assert lp.shape == (1, 2) and lp[0, 0] > lp[0, 1]

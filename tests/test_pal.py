@@ -1,0 +1,124 @@
+"""PAL: the ideal-point model recovers groups, gets near the oracle, adapts to new users."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_pairs, split_users
+from plural_kit.reward.base import UnknownUserWarning
+from plural_kit.reward.bt import BradleyTerry
+from plural_kit.reward.pal import PAL
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_ideal_point_preferences(n_groups=3, users_per_group=10, pairs_per_user=80, reward="ideal_point", seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(data):
+    return split_pairs(data, test_size=0.25, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    train, _ = split
+    return PAL(n_prototypes=3, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
+
+
+def test_near_oracle_and_beats_single_bt(split, fitted):
+    train, test = split
+    acc = fitted.score(test.X_chosen, test.X_rejected, test.users)
+    bt = BradleyTerry().fit(train.X_chosen, train.X_rejected).score(test.X_chosen, test.X_rejected)
+    assert acc >= test.oracle_accuracy() - 0.03, (acc, test.oracle_accuracy())
+    assert acc >= bt + 0.15, (acc, bt)
+
+
+def test_recovers_groups(data, fitted):
+    truth = data.user_groups.loc[fitted.user_weights_.index].to_numpy()
+    assert adjusted_rand_score(truth, fitted.user_weights_.to_numpy().argmax(axis=1)) >= 0.9
+
+
+def test_fitted_attributes(split, fitted):
+    train, _ = split
+    w = fitted.user_weights_
+    assert w.shape == (30, 3) and list(w.index) == list(dict.fromkeys(train.users))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert fitted.prototypes_.shape == (3, 16)
+    np.testing.assert_array_equal(fitted.projection_, np.eye(16))
+    np.testing.assert_allclose(fitted.ideal_points_.to_numpy(), w.to_numpy() @ fitted.prototypes_)
+    np.testing.assert_allclose(fitted.population_weights_, w.to_numpy().mean(axis=0))
+    assert fitted.temperature_ > 0
+    # the reward is minus the scaled squared distance to the user's ideal point
+    x = train.X_chosen[:5]
+    users = train.users[:5]
+    ideal = fitted.ideal_points_.loc[users].to_numpy()
+    np.testing.assert_allclose(fitted.reward(x, users), -fitted.temperature_ * ((x - ideal) ** 2).sum(1))
+
+
+def test_adapt_beats_population_and_freezes_shared_params(data):
+    seen, unseen = split_users(data, test_size=0.3, seed=0)
+    model = PAL(n_prototypes=3, device="cpu").fit(seen.X_chosen, seen.X_rejected, seen.users)
+    shots, rest = first_pairs_per_user(unseen, 10)
+    with pytest.warns(UnknownUserWarning):
+        population = model.score(rest.X_chosen, rest.X_rejected, rest.users)
+    protos, proj, tau = model.prototypes_.copy(), model.projection_.copy(), model.temperature_
+    model.adapt(shots.X_chosen, shots.X_rejected, shots.users)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownUserWarning)  # adapted users are known now
+        adapted = model.score(rest.X_chosen, rest.X_rejected, rest.users)
+    assert adapted >= population + 0.05, (adapted, population)
+    np.testing.assert_array_equal(model.prototypes_, protos)
+    np.testing.assert_array_equal(model.projection_, proj)
+    assert model.temperature_ == tau
+    assert set(shots.users) <= set(model.user_weights_.index)
+
+
+def test_unknown_user_gets_population_with_warning(split, fitted):
+    _, test = split
+    with pytest.warns(UnknownUserWarning, match="never seen"):
+        p_unknown = fitted.predict_proba(test.X_chosen[:4], test.X_rejected[:4], ["nobody"] * 4)
+    np.testing.assert_allclose(p_unknown, fitted.predict_proba(test.X_chosen[:4], test.X_rejected[:4]))
+
+
+def test_learned_projection(split):
+    train, test = split
+    model = PAL(n_prototypes=3, latent_dim=4, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
+    assert model.projection_.shape == (4, 16) and model.prototypes_.shape == (3, 4)
+    assert model.transform(test.X_chosen[:3]).shape == (3, 4)
+    assert model.score(test.X_chosen, test.X_rejected, test.users) >= test.oracle_accuracy() - 0.06
+
+
+def test_fit_without_users(split):
+    train, test = split
+    model = PAL(n_prototypes=2, device="cpu").fit(train.X_chosen, train.X_rejected)
+    assert model.user_weights_.shape == (0, 2)
+    np.testing.assert_allclose(model.population_weights_.sum(), 1.0)
+    assert model.score(test.X_chosen, test.X_rejected) > 0.6
+
+
+def test_seed_reproduces_exactly(split):
+    train, _ = split
+    a = PAL(n_prototypes=3, n_restarts=2, device="cpu", random_state=3).fit(train.X_chosen, train.X_rejected, train.users)
+    b = PAL(n_prototypes=3, n_restarts=2, device="cpu", random_state=3).fit(train.X_chosen, train.X_rejected, train.users)
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    np.testing.assert_array_equal(a.user_weights_.to_numpy(), b.user_weights_.to_numpy())
+
+
+def test_bad_input_errors(split, fitted):
+    train, _ = split
+    bad = train.X_chosen.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        PAL(n_prototypes=2).fit(bad, train.X_rejected, train.users)
+    with pytest.raises(ValueError, match="n_prototypes"):
+        PAL(n_prototypes=0).fit(train.X_chosen, train.X_rejected, train.users)
+    with pytest.raises(ValueError, match="temperature"):
+        PAL(temperature=-1.0).fit(train.X_chosen, train.X_rejected, train.users)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict_proba(train.X_chosen[:, :5], train.X_rejected[:, :5], train.users)
+    with pytest.raises(ValueError, match="users"):
+        fitted.adapt(train.X_chosen[:3], train.X_rejected[:3], None)
