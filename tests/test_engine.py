@@ -45,12 +45,17 @@ def tiny_bert(tokenizer):
     return BertModel(cfg).eval()
 
 
+_REFS: dict = {}
+
+
 def reference(model, tokenizer, text, layer):
-    """Unbatched hidden states (seq, d) of one text, from a plain full forward pass."""
-    ids = tokenizer(text, return_tensors="pt")
-    with torch.no_grad():
-        out = model(**ids, output_hidden_states=True)
-    return out.hidden_states[layer][0].float().numpy()
+    """Unbatched hidden states (seq, d) of one text, from a plain full forward pass (memoised)."""
+    key = (id(model), text)
+    if key not in _REFS:
+        with torch.no_grad():
+            out = model(**tokenizer(text, return_tensors="pt"), output_hidden_states=True)
+        _REFS[key] = [h[0].float().numpy() for h in out.hidden_states]
+    return _REFS[key][layer]
 
 
 def pool_ref(h, pooling):
@@ -78,8 +83,15 @@ def test_pooling_matches_unbatched(request, tokenizer, side, which, pooling):
     assert all(v.dtype == np.float32 and v.shape == (len(TEXTS), 32) for v in got.values())
 
 
+def hook_snapshot(model):
+    """Ids of every forward (pre-)hook on the model's modules (transformers installs some of its own)."""
+    return {name: (tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for name, m in model.named_modules()}
+
+
 def test_stops_at_deepest_layer_and_never_runs_head(tiny_llama, tokenizer):
     eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    eng.hidden_states(TEXTS[:1], [1])
+    snapshot = hook_snapshot(tiny_llama)
     calls = {"block2": 0, "block3": 0, "head": 0}
     blocks = decoder_blocks(tiny_llama)
     handles = [blocks[1].register_forward_hook(lambda *a: calls.__setitem__("block2", calls["block2"] + 1)),
@@ -94,7 +106,7 @@ def test_stops_at_deepest_layer_and_never_runs_head(tiny_llama, tokenizer):
         for h in handles:
             h.remove()
     np.testing.assert_allclose(out[2], full[2], rtol=1e-5, atol=1e-6)
-    assert not tiny_llama._forward_hooks and not blocks[1]._forward_hooks  # capture hooks removed
+    assert hook_snapshot(tiny_llama) == snapshot  # capture hooks removed
 
 
 def test_hooks_edit_and_leave_the_model_identical(tiny_llama, tokenizer):
@@ -102,6 +114,7 @@ def test_hooks_edit_and_leave_the_model_identical(tiny_llama, tokenizer):
     ids = tokenizer(TEXTS[0], return_tensors="pt")
     with torch.no_grad():
         before = tiny_llama(**ids).logits
+    snapshot = hook_snapshot(tiny_llama)
     seen = []
     with eng.hooks({0: lambda h: h * 0.5, 2: lambda h: seen.append(h.shape) or None}):
         with torch.no_grad():
@@ -117,7 +130,7 @@ def test_hooks_edit_and_leave_the_model_identical(tiny_llama, tokenizer):
     with pytest.raises(KeyError):
         with eng.hooks({-1: lambda h: h + 1.0}):
             raise KeyError("boom")
-    assert all(not b._forward_hooks and not b._forward_pre_hooks for b in decoder_blocks(tiny_llama))
+    assert hook_snapshot(tiny_llama) == snapshot
 
 
 def test_hook_replacement_changes_output_of_the_right_block(tiny_llama, tokenizer):
@@ -223,6 +236,10 @@ def test_smollm_bf16_matches_fp32_and_chat_template(smollm):
     assert eng.encode([prompt])[0][0] == tok.convert_tokens_to_ids("<|im_start|>")  # BOS not doubled
     with pytest.raises(ValueError, match="empty after tokenisation"):
         eng.encode(["fine", ""])
-    assert "Paris" in eng.generate([prompt], max_new_tokens=12)[0]
-    lp = eng.next_token_logprobs(eng.apply_chat_template(["Is Paris in France? Answer Yes or No."]), ["Yes", "No"])
-    assert lp.shape == (1, 2) and lp[0, 0] > lp[0, 1]
+    default = eng.apply_chat_template(["What is the capital of France?"])[0]
+    assert default.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    assert "Paris" in eng.generate([default], max_new_tokens=12)[0]
+    # after the generation prompt "<|im_start|>assistant\n" option letters come without a leading space
+    quiz = eng.apply_chat_template(["Which is a fruit? (A) apple (B) car. Answer with A or B."])
+    lp = eng.next_token_logprobs(quiz + ["The capital of France is"], ["A", "B", " Paris", " London"])
+    assert lp.shape == (2, 4) and lp[0, 0] > lp[0, 1] and lp[1, 2] > lp[1, 3]

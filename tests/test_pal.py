@@ -86,9 +86,9 @@ def test_unknown_user_gets_population_with_warning(split, fitted):
 
 def test_learned_projection(split):
     train, test = split
-    model = PAL(n_prototypes=3, latent_dim=4, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
-    assert model.projection_.shape == (4, 16) and model.prototypes_.shape == (3, 4)
-    assert model.transform(test.X_chosen[:3]).shape == (3, 4)
+    model = PAL(n_prototypes=3, latent_dim=8, alpha=1e-3, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
+    assert model.projection_.shape == (8, 16) and model.prototypes_.shape == (3, 8)
+    assert model.transform(test.X_chosen[:3]).shape == (3, 8)
     assert model.score(test.X_chosen, test.X_rejected, test.users) >= test.oracle_accuracy() - 0.06
 
 

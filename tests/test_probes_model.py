@@ -109,11 +109,13 @@ def test_number_distribution_matches_chain_rule(engine):
     dist = number_distribution(engine, texts)
     assert dist.shape == (1, 101) and (dist >= 0).all() and dist.sum() <= 1 + 1e-6
     digits = [engine.tokenizer.encode(str(d), add_special_tokens=False)[0] for d in range(10)]
-    first = np.exp(engine.next_token_logprobs(texts, token_ids=digits)[0].astype(np.float64))
-    after5 = np.exp(engine.next_token_logprobs([texts[0] + "5"], token_ids=digits)[0].astype(np.float64))
-    # bf16 forwards differ slightly with the batch's padding, hence the tolerance
-    assert dist[0, 5] == pytest.approx(first[5] * (1 - after5.sum()), rel=0.1)
-    assert dist[0, 57] == pytest.approx(first[5] * after5[7], rel=0.1)
+    # the same 11 continuations the trie asks for ("0" starts no longer number), in one call (bf16 results depend on the batch)
+    prefixes = ["", *map(str, range(1, 10)), "10"]
+    lp = engine.next_token_logprobs([texts[0] + p for p in prefixes], token_ids=digits).astype(np.float64)
+    p = dict(zip(prefixes, np.exp(lp)))
+    assert dist[0, 5] == pytest.approx(p[""][5] * (1 - p["5"].sum()), rel=1e-5)
+    assert dist[0, 57] == pytest.approx(p[""][5] * p["5"][7], rel=1e-5)
+    assert dist[0, 100] == pytest.approx(p[""][1] * p["1"][0] * p["10"][0], rel=1e-5)
 
 
 def test_logprob_judge_scores_in_range(engine):

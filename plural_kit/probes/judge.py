@@ -106,7 +106,7 @@ def number_distribution(engine, texts: Sequence[str], max_value: int = 100) -> n
     Works for any tokenizer: a number split into several tokens (digits) gets the product of its
     token probabilities, and a number that is also the start of a longer one (``1`` of ``10``) the
     probability that no further digit follows. Costs one forward per prefix in the number trie
-    (1 for tokenizers with single-token numbers, 12 for digit-by-digit tokenizers at 0..100).
+    (1 for tokenizers with single-token numbers, 11 for digit-by-digit tokenizers at 0..100).
     """
     seqs, prefixes, token_ids = _number_trie(engine.tokenizer, max_value)
     col = {t: j for j, t in enumerate(token_ids)}

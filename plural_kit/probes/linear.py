@@ -241,6 +241,8 @@ def probe_by_layer(
                 raise ValueError(f"{len(shared)} prompt(s) appear in both splits, e.g. {next(iter(shared))[:60]!r}")
         if groups is not None:
             g = np.asarray(groups, dtype=object)
+            if len(g) != n or pd.isna(g).any():
+                raise ValueError("groups must give a source for every row (no missing values)")
             shared = set(g[train_idx]) & set(g[test_idx])
             if shared:
                 raise ValueError(f"sources in both splits: {sorted(map(str, shared))[:5]}")

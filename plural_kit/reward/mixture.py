@@ -54,7 +54,9 @@ class MixtureBT(PreferenceModel):
     init : "gradient" (k-means on the users' population gradients) or "random".
     max_iter : maximum EM iterations per restart.
     tol : stop when the penalised log-likelihood per pair improves by less than ``tol``.
-    hessian_rows, hessian_dtype, device : as in :class:`~plural_kit.reward.bt.BradleyTerry`.
+    hessian_rows : rows drawn (with probability proportional to the responsibilities, afresh
+        each iteration) for each component's Hessian; None = all rows. Only the path depends on it.
+    hessian_dtype, device : as in :class:`~plural_kit.reward.bt.BradleyTerry`.
     random_state : seed of the initialisations and the Hessian subsample.
 
     Fitted attributes
@@ -76,7 +78,7 @@ class MixtureBT(PreferenceModel):
         init: str = "gradient",
         max_iter: int = 200,
         tol: float = 1e-6,
-        hessian_rows: int | None = 20_000,
+        hessian_rows: int | None = 8192,
         hessian_dtype: str = "auto",
         device: str = "auto",
         random_state: int = 0,
@@ -108,18 +110,22 @@ class MixtureBT(PreferenceModel):
         n_units = int(unit.max()) + 1
         D = torch.as_tensor(chosen - rejected, dtype=torch.float32, device=dev)
         u = torch.as_tensor(unit, dtype=torch.int64, device=dev)
-        h_idx = _newton.hessian_rows_index(n, self.hessian_rows, self.random_state)
-        h_idx = None if h_idx is None else h_idx.to(dev)
-        D_h = D if h_idx is None else D[h_idx]
+        if self.hessian_rows is not None and self.hessian_rows < 1:
+            raise ValueError(f"hessian_rows must be >= 1 or None; got {self.hessian_rows}")
 
         w_pop, _, _ = _newton.newton_logistic(
-            D, alpha=self.alpha, hessian_idx=h_idx, hessian_dtype=hdt, tol=1e-4, max_iter=20
+            D,
+            alpha=self.alpha,
+            hessian_idx=_newton.hessian_rows_index(n, self.hessian_rows, self.random_state),
+            hessian_dtype=hdt,
+            tol=1e-4,
+            max_iter=20,
         )
         seeds = np.random.SeedSequence(self.random_state).generate_state(self.n_init)
         best = None
         for seed in seeds:
             resp0 = self._initial_responsibilities(D, u, n_units, w_pop, int(seed))
-            run = self._em(D, D_h, u, n_units, w_pop, resp0, h_idx, hdt)
+            run = self._em(D, u, n_units, w_pop, resp0, hdt, int(seed))
             if best is None or run["objective"] > best["objective"]:
                 best = run
         if not best["converged"]:
@@ -155,9 +161,11 @@ class MixtureBT(PreferenceModel):
         labels = KMeans(n_clusters=K, n_init=1, random_state=seed).fit_predict(emb)
         return torch.as_tensor(np.eye(K)[labels], device=D.device)
 
-    def _em(self, D, D_h, u, n_units, w_pop, resp, h_idx, hdt) -> dict:
+    def _em(self, D, u, n_units, w_pop, resp, hdt, seed: int) -> dict:
         K, alpha = self.n_components, self.alpha
         n = D.shape[0]
+        m = n if self.hessian_rows is None else min(n, self.hessian_rows)
+        gen = torch.Generator().manual_seed(seed)  # CPU draws: the same rows on every device
         W = w_pop[:, None].repeat(1, K)  # (d, K) float64
         Z = (D @ W.to(D.dtype)).to(torch.float64)  # (n, K) margins
         pi = resp.mean(0)
@@ -173,15 +181,16 @@ class MixtureBT(PreferenceModel):
             Q = C * sp * (1.0 - sp)
             P = torch.empty_like(W)
             for k in range(K):
-                if h_idx is None:
-                    q_h, scale = Q[:, k], 1.0
-                else:
-                    q_h, sub = Q[h_idx, k], float(C[h_idx, k].sum())
-                    scale = float(C[:, k].sum()) / sub if sub > 0 else 1.0
-                P[:, k] = _newton.newton_direction(_newton.hessian(D_h, q_h, scale, alpha, hdt), G[:, k])
+                if m == n:
+                    H = _newton.hessian(D, Q[:, k], 1.0, alpha, hdt)
+                else:  # m rows drawn with probability r_uk: (sum_i r_ik / m) D_S^T diag(s_S) D_S is unbiased
+                    rows = torch.multinomial(C[:, k].cpu() + 1e-12, m, replacement=True, generator=gen).to(D.device)
+                    H = _newton.hessian(D[rows], (sp * (1.0 - sp))[rows, k], float(C[:, k].sum()) / m, alpha, hdt)
+                P[:, k] = _newton.newton_direction(H, G[:, k])
             DZ = (D @ P.to(D.dtype)).to(torch.float64)
             for k in range(K):
-                t = _newton.line_search(Z[:, k], DZ[:, k], C[:, k], W[:, k], P[:, k], alpha)
+                slope = float(G[:, k] @ P[:, k])
+                t = _newton.line_search(Z[:, k], DZ[:, k], C[:, k], W[:, k], P[:, k], alpha, slope)
                 W[:, k] += t * P[:, k]
                 Z[:, k] += t * DZ[:, k]
             # E-step

@@ -34,7 +34,7 @@ class PAL(PreferenceModel):
     n_prototypes : number K of prototype points (>= 1).
     latent_dim : dimension of the learned space ``f(x) = A x``; None keeps the features
         (``A`` = identity, not learned).
-    alpha : L2 penalty on the shared parameters (``A - A_init`` and the prototypes), per pair.
+    alpha : L2 penalty on the shared parameters (the map ``A`` and the prototypes), per pair.
     user_alpha : L2 penalty on each user's simplex logits (towards uniform weights in ``fit``,
         towards the population weights in ``adapt``); a Gaussian prior, counted once per user.
     temperature : fixed ``tau``; None learns it when ``latent_dim`` is None. With a learned map
@@ -124,10 +124,10 @@ class PAL(PreferenceModel):
             log_tau = torch.tensor(np.log(tau0), device=dev, dtype=dt).requires_grad_(learn_tau)
             params = [protos, logits] + ([proj] if learn_map else []) + ([log_tau] if learn_tau else [])
 
-            def objective(proj=proj, protos=protos, logits=logits, log_tau=log_tau, a0=a0):
+            def objective(proj=proj, protos=protos, logits=logits, log_tau=log_tau):
                 terms = fixed_terms if fixed_terms is not None else self._pair_terms(dx, sx, proj)
                 nll = self._nll(terms, onehot, protos, logits, log_tau).sum()
-                shared = protos.pow(2).sum() + ((proj - a0).pow(2).sum() if learn_map else 0.0)
+                shared = protos.pow(2).sum() + (proj.pow(2).sum() if learn_map else 0.0)
                 return (nll + self.user_alpha * logits.pow(2).sum()) / n + self.alpha * shared
 
             value = lbfgs_minimize(objective, params, self.max_iter)

@@ -204,6 +204,7 @@ class VPL(PreferenceModel):
             opt.step()
             sched.step()
             losses[step] = float(loss.detach())
+        opt.zero_grad(set_to_none=True)
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)

@@ -1,0 +1,27 @@
+"""Reward-model fitters with one API (see :class:`plural_kit.reward.base.PreferenceModel`).
+
+Population model: :class:`BradleyTerry` (and :func:`bradley_terry_inference` for item-level
+inference with statsmodels). Pluralistic models: :class:`MixtureBT` (EM over users),
+:class:`PAL` (ideal points), :class:`VPL` (variational user latents), :class:`MiCRo`
+(mixture with a context router).
+"""
+from plural_kit.reward.base import PreferenceModel, UnknownUserWarning, pairs_from_labels
+from plural_kit.reward.bt import BradleyTerry
+from plural_kit.reward.inference import BTInferenceResult, bradley_terry_inference
+from plural_kit.reward.micro import MiCRo
+from plural_kit.reward.mixture import MixtureBT
+from plural_kit.reward.pal import PAL
+from plural_kit.reward.vpl import VPL
+
+__all__ = [
+    "BTInferenceResult",
+    "BradleyTerry",
+    "MiCRo",
+    "MixtureBT",
+    "PAL",
+    "PreferenceModel",
+    "UnknownUserWarning",
+    "VPL",
+    "bradley_terry_inference",
+    "pairs_from_labels",
+]
