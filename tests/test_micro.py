@@ -106,9 +106,11 @@ def test_per_user_groups_without_prompts():
 
 def test_seed_reproduces_exactly(topic_data):
     chosen, rejected, prompts, _ = topic_data
-    fit = lambda seed: MiCRo(n_heads=K, n_restarts=1, device="cpu", random_state=seed).fit(
-        chosen[:500], rejected[:500], prompts=prompts[:500]
-    )
+
+    def fit(seed):
+        model = MiCRo(n_heads=K, n_restarts=1, device="cpu", random_state=seed)
+        return model.fit(chosen[:500], rejected[:500], prompts=prompts[:500])
+
     a, b = fit(4), fit(4)
     np.testing.assert_array_equal(a.heads_, b.heads_)
     np.testing.assert_array_equal(a.router_coef_, b.router_coef_)
@@ -123,7 +125,8 @@ def test_bad_input_errors(topic_data, fitted):
     with pytest.raises(ValueError, match="features"):
         fitted.score(chosen[:3], rejected[:3], prompts=prompts[:3, :2])
     with pytest.raises(ValueError, match="without prompts"):
-        MiCRo(n_heads=2, max_iter=5).fit(chosen[:50], rejected[:50]).score(chosen[:3], rejected[:3], prompts=prompts[:3])
+        no_prompts = MiCRo(n_heads=2, max_iter=5).fit(chosen[:50], rejected[:50])
+        no_prompts.score(chosen[:3], rejected[:3], prompts=prompts[:3])
     bad = prompts[:50].copy()
     bad[1, 1] = np.nan
     with pytest.raises(ValueError, match="prompts.*NaN"):

@@ -86,7 +86,8 @@ def test_unknown_user_gets_population_with_warning(split, fitted):
 
 def test_learned_projection(split):
     train, test = split
-    model = PAL(n_prototypes=3, latent_dim=8, alpha=1e-3, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
+    model = PAL(n_prototypes=3, latent_dim=8, alpha=1e-3, device="cpu")
+    model.fit(train.X_chosen, train.X_rejected, train.users)
     assert model.projection_.shape == (8, 16) and model.prototypes_.shape == (3, 8)
     assert model.transform(test.X_chosen[:3]).shape == (3, 8)
     assert model.score(test.X_chosen, test.X_rejected, test.users) >= test.oracle_accuracy() - 0.06
@@ -102,8 +103,13 @@ def test_fit_without_users(split):
 
 def test_seed_reproduces_exactly(split):
     train, _ = split
-    a = PAL(n_prototypes=3, n_restarts=2, device="cpu", random_state=3).fit(train.X_chosen, train.X_rejected, train.users)
-    b = PAL(n_prototypes=3, n_restarts=2, device="cpu", random_state=3).fit(train.X_chosen, train.X_rejected, train.users)
+
+    def fit():
+        return PAL(n_prototypes=3, n_restarts=2, device="cpu", random_state=3).fit(
+            train.X_chosen, train.X_rejected, train.users
+        )
+
+    a, b = fit(), fit()
     np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
     np.testing.assert_array_equal(a.user_weights_.to_numpy(), b.user_weights_.to_numpy())
 

@@ -96,7 +96,10 @@ def test_reward_scaling(users_split, fitted):
 
 def test_seed_reproduces_exactly(users_split):
     seen, _ = users_split
-    fit = lambda seed: VPL(n_steps=20, device="cpu", random_state=seed).fit(seen.X_chosen, seen.X_rejected, seen.users)
+
+    def fit(seed):
+        return VPL(n_steps=20, device="cpu", random_state=seed).fit(seen.X_chosen, seen.X_rejected, seen.users)
+
     a, b, c = fit(5), fit(5), fit(6)
     np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
     np.testing.assert_array_equal(a.user_latents_.to_numpy(), b.user_latents_.to_numpy())

@@ -212,29 +212,27 @@ def perspective_audit(engine, detector: PerspectiveDetector, questions: Sequence
     if unknown:
         raise AuditInputError(f"agents {unknown} are not perspectives of the detector ({list(persp)})")
 
-    def gen(prompts: list[str], system: str) -> list[str]:
-        chat = engine.apply_chat_template(prompts, system=system)
-        return [a.strip() for a in engine.generate(chat, max_new_tokens=max_new_tokens, seed=seed)]
-
+    # one generate call for every first-round answer (all conditions), one for the syntheses
+    chats, keys = [], []
+    for cond in conditions:
+        systems = ([(cond, PLAIN_SYSTEM)] if cond == "plain" else [(cond, MULTIPLEX_SYSTEM)] if cond == "multiplex"
+                   else [(a, AGENT_SYSTEM.format(description=persp[a])) for a in agents])
+        for who, system in systems:
+            chats += engine.apply_chat_template(questions, system=system)
+            keys += [(cond, who, qi) for qi in range(len(questions))]
+    first = dict(zip(keys, (a.strip() for a in engine.generate(chats, max_new_tokens=max_new_tokens, seed=seed))))
+    final = {}
+    if "multi_agent" in conditions:
+        synth = [SYNTHESIS_PROMPT.format(question=q, answers="\n".join(
+            f"- {a}: {first[('multi_agent', a, qi)]}" for a in agents)) for qi, q in enumerate(questions)]
+        out = engine.generate(engine.apply_chat_template(synth, system=PLAIN_SYSTEM), max_new_tokens=max_new_tokens,
+                              seed=seed)
+        final.update({("multi_agent", qi): a.strip() for qi, a in enumerate(out)})
     rows = []
     for cond in conditions:
-        if cond == "plain":
-            answers = gen(questions, PLAIN_SYSTEM)
-        elif cond == "multiplex":
-            answers = gen(questions, MULTIPLEX_SYSTEM)
-        else:
-            chats, owners = [], []
-            for a in agents:
-                chats += engine.apply_chat_template(questions, system=AGENT_SYSTEM.format(description=persp[a]))
-                owners += [a] * len(questions)
-            agent_answers = [x.strip() for x in engine.generate(chats, max_new_tokens=max_new_tokens, seed=seed)]
-            synth = []
-            for qi, q in enumerate(questions):
-                parts = [f"- {owners[k]}: {agent_answers[k]}" for k in range(qi, len(chats), len(questions))]
-                synth.append(SYNTHESIS_PROMPT.format(question=q, answers="\n".join(parts)))
-            answers = gen(synth, PLAIN_SYSTEM)
-        for q, a in zip(questions, answers):
-            rows.append({"condition": cond, "question": q, "answer": a})
+        for qi, q in enumerate(questions):
+            answer = final[(cond, qi)] if cond == "multi_agent" else first[(cond, cond, qi)]
+            rows.append({"condition": cond, "question": q, "answer": answer})
     answers_df = pd.DataFrame(rows)
     counts = detector.transform(answers_df["answer"].tolist())
     for j, name in enumerate(detector.names_):

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.utils.validation import check_is_fitted
 
 from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
@@ -99,11 +100,7 @@ class MiCRo(PreferenceModel):
         else:
             self.users_ = np.array(list(dict.fromkeys(users.tolist())), dtype=object)
             idx = self._user_index(users, warn=False)
-        self._prompts = prompts
-        try:
-            self._fit(chosen, rejected, idx)
-        finally:
-            del self._prompts
+        self._fit(chosen, rejected, idx, prompts)
         return self
 
     def reward(self, x, users=None, prompts=None) -> np.ndarray:
@@ -116,7 +113,8 @@ class MiCRo(PreferenceModel):
         """P(a preferred to b) = ``sum_k pi_k sigmoid(r_k(a) - r_k(b))`` per row; shape (n,)."""
         check_is_fitted(self, "heads_")
         a, b, users = check_pairs(a, b, users, self.n_features_in_)
-        return self._predict_proba(a, b, self._user_index(users, n=a.shape[0]), self._check_prompts(prompts, a.shape[0]))
+        n = a.shape[0]
+        return self._predict_proba(a, b, self._user_index(users, n=n), self._check_prompts(prompts, n))
 
     def score(self, chosen, rejected, users=None, prompts=None) -> float:
         """Fraction of pairs ranked correctly."""
@@ -131,7 +129,7 @@ class MiCRo(PreferenceModel):
             n = len(users)
         else:
             raise ValueError("give 'prompts' (n, d_p), 'users' (n,) or both")
-        return _softmax(self._router_logits(self._check_prompts(prompts, n), self._user_index(users, n=n)))
+        return softmax(self._router_logits(self._check_prompts(prompts, n), self._user_index(users, n=n)), axis=1)
 
     def adapt(self, chosen, rejected, users, prompts=None):
         """Stage 2: fit only the router offsets of ``users`` from their pairs (heads and shared router frozen)."""
@@ -153,7 +151,8 @@ class MiCRo(PreferenceModel):
         if prompts is None:
             if not fitting and self.n_prompt_features_ > 0:
                 raise ValueError(
-                    f"this MiCRo was fitted with prompt features ({self.n_prompt_features_} columns): pass prompts=(n, d_p)"
+                    f"this MiCRo was fitted with prompt features ({self.n_prompt_features_} columns): "
+                    "pass prompts=(n, d_p)"
                 )
             return np.zeros((n, 0))
         prompts = check_features(prompts, "prompts", None if fitting else (self.n_prompt_features_ or None))
@@ -176,25 +175,26 @@ class MiCRo(PreferenceModel):
 
     # ---- stage 1 -----------------------------------------------------------------------
     @staticmethod
-    def _log_lik(dx, prompts, onehot, heads, coef, intercept, offsets) -> tuple[torch.Tensor, torch.Tensor]:
+    def _log_lik(dx, prompts, rows, heads, coef, intercept, offsets) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pair log P(chosen > rejected) and the routing weights (n, K)."""
         logits = prompts @ coef.T + intercept
-        if onehot is not None:
-            logits = logits + onehot @ offsets
+        if rows is not None:
+            logits = logits + offsets.index_select(0, rows)
         log_pi = torch.log_softmax(logits, dim=1)
         return torch.logsumexp(log_pi + F.logsigmoid(dx @ heads.T), dim=1), log_pi.exp()
 
-    def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+    def _fit(self, chosen, rejected, user_idx, prompts: np.ndarray | None = None) -> None:
         self._check_params()
+        prompts_np = np.zeros((chosen.shape[0], 0)) if prompts is None else prompts
         dev, dt = resolve_device(self.device)
         K, d, dp = int(self.n_heads), chosen.shape[1], self.n_prompt_features_
         n = chosen.shape[0]
         dx = to_tensor(chosen - rejected, dev, dt)
-        prompts = to_tensor(self._prompts, dev, dt)
+        prompts = to_tensor(prompts_np, dev, dt)
         with_users = not (user_idx == POPULATION).all()
-        onehot = F.one_hot(torch.as_tensor(user_idx, device=dev), len(self.users_)).to(dt) if with_users else None
+        rows = torch.as_tensor(user_idx, device=dev) if with_users else None
         x_scale = float(np.std(chosen - rejected)) or 1.0
-        p_scale = float(self._prompts.std()) if dp else 1.0
+        p_scale = float(prompts_np.std()) if dp else 1.0
 
         best = None
         for restart in range(int(self.n_restarts)):
@@ -208,7 +208,7 @@ class MiCRo(PreferenceModel):
                 params.append(offsets.requires_grad_())
 
             def objective(heads=heads, coef=coef, intercept=intercept, offsets=offsets):
-                ll, pi = self._log_lik(dx, prompts, onehot, heads, coef, intercept, offsets)
+                ll, pi = self._log_lik(dx, prompts, rows, heads, coef, intercept, offsets)
                 mean_pi = pi.mean(0)
                 lb = (mean_pi * torch.log(mean_pi * K + 1e-12)).sum()
                 pen = self.alpha * heads.pow(2).sum() + self.router_alpha * coef.pow(2).sum()
@@ -220,7 +220,7 @@ class MiCRo(PreferenceModel):
         if best is None:
             raise RuntimeError("MiCRo: every restart diverged (non-finite objective); try larger penalties")
         self.objective_, (self.heads_, self.router_coef_, self.router_intercept_, self._offsets) = best
-        self.mixing_weights_ = _softmax(self._router_logits(self._prompts, user_idx)).mean(axis=0)
+        self.mixing_weights_ = softmax(self._router_logits(prompts_np, user_idx), axis=1).mean(axis=0)
         self._publish_users()
 
     def _router_logits(self, prompts: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
@@ -244,12 +244,14 @@ class MiCRo(PreferenceModel):
         users, local = np.unique(user_idx, return_inverse=True)
         dx = to_tensor(chosen - rejected, dev, dt)
         prompts_t = to_tensor(prompts, dev, dt)
-        onehot = F.one_hot(torch.as_tensor(local, device=dev), len(users)).to(dt)
-        heads, coef, intercept = (to_tensor(a, dev, dt) for a in (self.heads_, self.router_coef_, self.router_intercept_))
+        rows = torch.as_tensor(local, device=dev)
+        heads, coef, intercept = (
+            to_tensor(a, dev, dt) for a in (self.heads_, self.router_coef_, self.router_intercept_)
+        )
         offsets = torch.zeros(len(users), int(self.n_heads), device=dev, dtype=dt, requires_grad=True)
 
         def objective():
-            ll, _ = self._log_lik(dx, prompts_t, onehot, heads, coef, intercept, offsets)
+            ll, _ = self._log_lik(dx, prompts_t, rows, heads, coef, intercept, offsets)
             return (-ll.sum() + self.user_alpha * offsets.pow(2).sum()) / len(local)
 
         lbfgs_minimize(objective, [offsets], self.max_iter)
@@ -259,13 +261,9 @@ class MiCRo(PreferenceModel):
     # ---- prediction ------------------------------------------------------------------
     def _reward(self, x: np.ndarray, user_idx: np.ndarray, prompts: np.ndarray | None = None) -> np.ndarray:
         prompts = np.zeros((x.shape[0], 0)) if prompts is None else prompts
-        return (_softmax(self._router_logits(prompts, user_idx)) * (x @ self.heads_.T)).sum(axis=1)
+        return (softmax(self._router_logits(prompts, user_idx), axis=1) * (x @ self.heads_.T)).sum(axis=1)
 
     def _predict_proba(self, a, b, user_idx, prompts: np.ndarray | None = None) -> np.ndarray:
         prompts = np.zeros((a.shape[0], 0)) if prompts is None else prompts
-        return (_softmax(self._router_logits(prompts, user_idx)) * sigmoid((a - b) @ self.heads_.T)).sum(axis=1)
+        return (softmax(self._router_logits(prompts, user_idx), axis=1) * sigmoid((a - b) @ self.heads_.T)).sum(axis=1)
 
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)

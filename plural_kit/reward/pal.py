@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from sklearn.utils.validation import check_is_fitted
 
 from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
@@ -43,6 +44,9 @@ class PAL(PreferenceModel):
     max_iter : L-BFGS iterations per restart.
     device : "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ... (``plural_kit.device.get_device``).
     random_state : seed of the initialisations.
+
+    ``reward(x, users)`` returns ``tau * r_u(x)`` (log-odds units), so that
+    ``predict_proba(a, b) = sigmoid(reward(a) - reward(b))``.
 
     Fitted attributes
     -----------------
@@ -79,10 +83,11 @@ class PAL(PreferenceModel):
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
-    def _check_params(self, n_features: int) -> None:
+    def _check_params(self) -> None:
         if not (isinstance(self.n_prototypes, (int, np.integer)) and self.n_prototypes >= 1):
             raise ValueError(f"n_prototypes must be an integer >= 1, got {self.n_prototypes!r}")
-        if self.latent_dim is not None and not (isinstance(self.latent_dim, (int, np.integer)) and self.latent_dim >= 1):
+        ld = self.latent_dim
+        if ld is not None and not (isinstance(ld, (int, np.integer)) and ld >= 1):
             raise ValueError(f"latent_dim must be None or an integer >= 1, got {self.latent_dim!r}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be None (learned) or > 0, got {self.temperature!r}")
@@ -94,12 +99,12 @@ class PAL(PreferenceModel):
 
     def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         d = chosen.shape[1]
-        self._check_params(d)
+        self._check_params()
         dev, dt = resolve_device(self.device)
         dx, sx = to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt)
         pooled = (user_idx == POPULATION).all()
         n_rows = 1 if pooled else len(self.users_)
-        onehot = F.one_hot(torch.as_tensor(np.where(pooled, 0, user_idx), device=dev), n_rows).to(dt)
+        rows = torch.as_tensor(np.where(pooled, 0, user_idx), device=dev)
         n = dx.shape[0]
         m = d if self.latent_dim is None else int(self.latent_dim)
         K = int(self.n_prototypes)
@@ -126,7 +131,7 @@ class PAL(PreferenceModel):
 
             def objective(proj=proj, protos=protos, logits=logits, log_tau=log_tau):
                 terms = fixed_terms if fixed_terms is not None else self._pair_terms(dx, sx, proj)
-                nll = self._nll(terms, onehot, protos, logits, log_tau).sum()
+                nll = self._nll(terms, rows, protos, logits, log_tau).sum()
                 shared = protos.pow(2).sum() + (proj.pow(2).sum() if learn_map else 0.0)
                 return (nll + self.user_alpha * logits.pow(2).sum()) / n + self.alpha * shared
 
@@ -134,7 +139,9 @@ class PAL(PreferenceModel):
             if np.isfinite(value) and (best is None or value < best[0]):
                 best = (value, proj.detach(), protos.detach(), logits.detach(), log_tau.detach())
         if best is None:
-            raise RuntimeError("PAL: every restart diverged (non-finite objective); try a larger alpha or scaled features")
+            raise RuntimeError(
+                "PAL: every restart diverged (non-finite objective); try a larger alpha or scaled features"
+            )
 
         self.objective_, proj, protos, logits, log_tau = best
         self.projection_ = to_numpy(proj)
@@ -158,21 +165,20 @@ class PAL(PreferenceModel):
         return z, (z * (sx @ proj.T)).sum(1)
 
     @staticmethod
-    def _nll(terms, onehot, protos, logits, log_tau) -> torch.Tensor:
+    def _nll(terms, rows, protos, logits, log_tau) -> torch.Tensor:
         """Per-pair negative log-likelihood of ``chosen`` beating ``rejected``.
 
-        ``onehot`` (n, n_users) selects each pair's user; the margin
+        ``rows`` (n,) is each pair's user index into ``logits``; the margin
         ``r_u(c) - r_u(r) = 2 a_u.(A dx) - (A dx).(A sx)`` with ``dx = c - r``, ``sx = c + r``.
         """
         z, quad = terms
-        weights = onehot @ torch.softmax(logits, dim=1)
+        weights = torch.softmax(logits, dim=1).index_select(0, rows)
         margin = 2.0 * (weights * (z @ protos.T)).sum(1) - quad
         return F.softplus(-torch.exp(log_tau) * margin)
 
     def _publish_users(self) -> None:
         K = self.prototypes_.shape[0]
-        w = np.exp(self._logits - self._logits.max(axis=1, keepdims=True)) if len(self._logits) else self._logits
-        w = w / w.sum(axis=1, keepdims=True) if len(w) else w
+        w = softmax(self._logits, axis=1)
         index = pd.Index(self.users_, name="user")
         self.user_weights_ = pd.DataFrame(w, index=index, columns=[f"prototype_{k}" for k in range(K)])
         self.ideal_points_ = pd.DataFrame(
@@ -209,11 +215,11 @@ class PAL(PreferenceModel):
         logits = prior_t.repeat(len(users), 1).clone().requires_grad_(True)
         proj, protos = to_tensor(self.projection_, dev, dt), to_tensor(self.prototypes_, dev, dt)
         terms = self._pair_terms(to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt), proj)
-        onehot = F.one_hot(torch.as_tensor(local, device=dev), len(users)).to(dt)
+        rows = torch.as_tensor(local, device=dev)
         log_tau = torch.tensor(np.log(self.temperature_), device=dev, dtype=dt)
 
         def objective():
-            nll = self._nll(terms, onehot, protos, logits, log_tau).sum()
+            nll = self._nll(terms, rows, protos, logits, log_tau).sum()
             return (nll + self.user_alpha * (logits - prior_t).pow(2).sum()) / len(local)
 
         lbfgs_minimize(objective, [logits], self.max_iter)

@@ -50,7 +50,9 @@ _N_REFERENCE = 256  # reference items for the pairwise reward scaling
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, n_out)
+    )
 
 
 class _VPLNet(nn.Module):
@@ -62,9 +64,19 @@ class _VPLNet(nn.Module):
         self.decoder = _mlp(d + latent_dim, hidden, 1)
 
     def encode(self, ctx_c: torch.Tensor, ctx_r: torch.Tensor, mask: torch.Tensor):
-        """Context pairs (U, C, d) with a (U, C) validity mask -> mu, log_var (U, latent_dim)."""
+        """Contexts of pairs (U, C, d) with a (U, C) validity mask -> mu, log_var (U, latent_dim)."""
         h = self.pair(torch.cat([ctx_c, ctx_r], dim=-1))
         pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        return self._posterior(pooled)
+
+    def encode_segments(self, c: torch.Tensor, r: torch.Tensor, seg: torch.Tensor, n_seg: int):
+        """Pairs (n, d) grouped by ``seg`` (n,) in [0, n_seg) -> mu, log_var (n_seg, latent_dim), in O(n) memory."""
+        h = self.pair(torch.cat([c, r], dim=-1))
+        pooled = torch.zeros(n_seg, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, seg, h)
+        counts = torch.bincount(seg, minlength=n_seg).clamp_min(1).to(h.dtype)
+        return self._posterior(pooled / counts[:, None])
+
+    def _posterior(self, pooled: torch.Tensor):
         return self.mu(pooled), self.log_var(pooled).clamp(-10.0, 5.0)
 
     def reward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -106,7 +118,7 @@ class VPL(PreferenceModel):
         targets_per_user: int | None = 32,
         beta: float = 1.0,
         kl_warmup: float = 0.2,
-        n_steps: int = 1500,
+        n_steps: int = 1000,
         lr: float = 3e-3,
         weight_decay: float = 1e-4,
         reward_scaling: Literal["pairwise", "none"] = "pairwise",
@@ -168,10 +180,10 @@ class VPL(PreferenceModel):
         dev, _ = resolve_device(self.device)
         dt = torch.float32
         self._device = dev
-        torch.manual_seed(self.random_state)
         gen = torch_generator(self.random_state)
-        d = chosen.shape[1]
-        net = _VPLNet(d, int(self.latent_dim), int(self.hidden_dim)).to(dev, dt)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG state untouched
+            torch.manual_seed(self.random_state)
+            net = _VPLNet(chosen.shape[1], int(self.latent_dim), int(self.hidden_dim)).to(dev, dt)
 
         n_users = len(self.users_)
         xc, xr = to_tensor(chosen, dev, dt), to_tensor(rejected, dev, dt)
@@ -193,8 +205,9 @@ class VPL(PreferenceModel):
             z = mu + torch.exp(0.5 * log_var) * eps
             tgt, tgt_mask = self._sample(table, n_targets, gen)
             t_u = tgt_mask.sum(1).to(dt)
-            zt = z[:, None, :].expand(-1, tgt.shape[1], -1)
-            margin = net.reward(xc[tgt], zt) - net.reward(xr[tgt], zt)
+            zt = z[:, None, :].expand(-1, 2 * tgt.shape[1], -1)
+            r_c, r_r = net.reward(torch.cat([xc[tgt], xr[tgt]], dim=1), zt).chunk(2, dim=1)
+            margin = r_c - r_r
             nll = (F.softplus(-margin) * tgt_mask).sum(1) * n_pairs / t_u
             kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
             beta = self.beta * min(1.0, (step + 1) / warm)
@@ -221,15 +234,11 @@ class VPL(PreferenceModel):
     # ---- latents ---------------------------------------------------------------------
     def _set_latents(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         """Posterior of each user in ``user_idx`` from all of their given pairs (one encoder pass)."""
-        users = np.unique(user_idx)
-        local = np.searchsorted(users, user_idx)
-        table = torch.as_tensor(self._groups(local, len(users)), device=self._device)
-        mask = (table >= 0).to(torch.float32)
-        rows = table.clamp_min(0)
+        users, local = np.unique(user_idx, return_inverse=True)
         xc = to_tensor(chosen, self._device, torch.float32)
         xr = to_tensor(rejected, self._device, torch.float32)
         with torch.inference_mode():
-            mu, log_var = self.net_.encode(xc[rows], xr[rows], mask)
+            mu, log_var = self.net_.encode_segments(xc, xr, torch.as_tensor(local, device=self._device), len(users))
         self._latents[users] = to_numpy(mu)
         self._log_vars[users] = to_numpy(log_var)
         self._publish_users()
@@ -249,7 +258,8 @@ class VPL(PreferenceModel):
 
     def _population_latents(self) -> np.ndarray:
         """Latents averaged over for the population prediction: up to 64 evenly spaced known users."""
-        pick = np.unique(np.linspace(0, len(self._latents) - 1, min(_MAX_POPULATION_LATENTS, len(self._latents))).astype(int))
+        n = len(self._latents)
+        pick = np.unique(np.linspace(0, n - 1, min(_MAX_POPULATION_LATENTS, n)).astype(int))
         return self._latents[pick]
 
     # ---- prediction ------------------------------------------------------------------
