@@ -187,3 +187,37 @@ def test_perspective_audit_with_a_transparent_detector():
     assert set(res.answers["condition"]) == {"plain", "multiplex", "multi_agent"}
     with pytest.raises(AuditInputError, match="agents"):
         perspective_audit(FakeLM(), det, ["Q?"], agents=("martian",))
+
+
+def test_global_opinion_similarity_by_country():
+    from plural_kit.audit import country_similarity, opinion_distributions, opinion_items
+    from plural_kit.data import parse_global_opinions
+
+    raw = pd.DataFrame({
+        "question": ["Is A good?", "Pick a colour.", "Too many"],
+        "options": [["Yes", "No"], ["Red", "Green", "Blue"], [f"o{i}" for i in range(12)]],
+        "selections": ["defaultdict(<class 'list'>, {'Xland': [0.8, 0.2], 'Yland': [0.1, 0.9]})",
+                       "defaultdict(<class 'list'>, {'Xland': [0.6, 0.3, 0.1], 'Yland': [0.1, 0.1, 0.8]})",
+                       "defaultdict(<class 'list'>, {'Xland': [" + ", ".join(["0.083"] * 12) + "]})"],
+        "source": ["GAS", "WVS", "GAS"],
+    })
+    tidy = parse_global_opinions(raw)
+    items = opinion_items(tidy)
+    assert [it.id for it in items] == ["0", "1"]  # 12 options: skipped
+
+    x = {r.question: r.distribution for r in tidy[tidy.country == "Xland"].itertuples()}
+
+    class CopyX(Chat, AnswerScorer):
+        def score(self, prompts, labels):
+            out = []
+            for p, lab in zip(prompts, labels):
+                it = next(it for it in items if it.text in p)
+                shown = [line.split(". ", 1)[1] for line in p.splitlines() if line[:2] in {f"{l}." for l in lab}]
+                out.append([x[it.text][it.options.index(s)] for s in shown])
+            return np.array(out), np.ones(len(prompts))
+
+    probs = opinion_distributions(CopyX(), items)
+    np.testing.assert_allclose(probs["1"], [0.6, 0.3, 0.1])
+    table = country_similarity(probs, tidy, n_boot=100)
+    assert table.index[0] == "Xland" and table.loc["Xland", "similarity"] == pytest.approx(1.0)
+    assert table.loc["Yland", "similarity"] < 0.6 and table.loc["Xland", "n_questions"] == 2

@@ -42,6 +42,15 @@ def test_recovers_groups(data, fitted):
     assert adjusted_rand_score(truth, fitted.user_weights_.to_numpy().argmax(axis=1)) >= 0.9
 
 
+def test_linear_rewards_as_far_away_ideal_points():
+    """Linear group rewards are the limit of ideal points far away (tau -> 0): PAL must not stall."""
+    data = make_ideal_point_preferences(n_features=64, users_per_group=10, pairs_per_user=80, reward="linear", seed=0)
+    train, test = split_pairs(data, test_size=0.25, seed=0)
+    model = PAL(n_prototypes=3, device="cpu").fit(train.X_chosen, train.X_rejected, train.users)
+    assert model.score(test.X_chosen, test.X_rejected, test.users) >= test.oracle_accuracy() - 0.05
+    assert model.temperature_ < 0.1
+
+
 def test_fitted_attributes(split, fitted):
     train, _ = split
     w = fitted.user_weights_
@@ -52,11 +61,13 @@ def test_fitted_attributes(split, fitted):
     np.testing.assert_allclose(fitted.ideal_points_.to_numpy(), w.to_numpy() @ fitted.prototypes_)
     np.testing.assert_allclose(fitted.population_weights_, w.to_numpy().mean(axis=0))
     assert fitted.temperature_ > 0
-    # the reward is minus the scaled squared distance to the user's ideal point
-    x = train.X_chosen[:5]
-    users = train.users[:5]
+    # reward differences are differences of minus the scaled squared distances to the ideal point
+    a, b, users = train.X_chosen[:5], train.X_rejected[:5], train.users[:5]
     ideal = fitted.ideal_points_.loc[users].to_numpy()
-    np.testing.assert_allclose(fitted.reward(x, users), -fitted.temperature_ * ((x - ideal) ** 2).sum(1))
+    sq = lambda x: ((x - ideal) ** 2).sum(1)  # noqa: E731
+    np.testing.assert_allclose(
+        fitted.reward(a, users) - fitted.reward(b, users), fitted.temperature_ * (sq(b) - sq(a)), rtol=1e-6, atol=1e-8
+    )
 
 
 def test_adapt_beats_population_and_freezes_shared_params(data):
@@ -86,7 +97,7 @@ def test_unknown_user_gets_population_with_warning(split, fitted):
 
 def test_learned_projection(split):
     train, test = split
-    model = PAL(n_prototypes=3, latent_dim=8, alpha=1e-3, device="cpu")
+    model = PAL(n_prototypes=3, latent_dim=8, device="cpu")
     model.fit(train.X_chosen, train.X_rejected, train.users)
     assert model.projection_.shape == (8, 16) and model.prototypes_.shape == (3, 8)
     assert model.transform(test.X_chosen[:3]).shape == (3, 8)

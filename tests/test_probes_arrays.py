@@ -308,3 +308,26 @@ def test_truthfulqa_statements_grouped_by_question():
     assert "f1b" not in st["text"].iloc[1]
     with pytest.raises(ValueError, match="lacks columns"):
         truthfulqa_statements(df.drop(columns="Best Answer"))
+
+
+def test_behaviour_bad_input_is_named():
+    from plural_kit.probes import behaviour_scores, score_ab, score_persona
+
+    with pytest.raises(ValueError, match="lack columns"):
+        score_persona(None, pd.DataFrame({"statement": ["x"]}))
+    with pytest.raises(ValueError, match="missing"):
+        score_ab(None, pd.DataFrame({"question": [Q, None], "answer_matching_behavior": [" (A)", " (B)"]}))
+    with pytest.raises(ValueError, match="empty"):
+        behaviour_scores(None, {})
+    with pytest.raises(TypeError, match="DataFrame"):
+        score_persona(None, [Q])
+
+
+def test_group_split_bad_input():
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="test_size"):
+        group_split(y, ["a", "b", "c", "d"], test_size=1.5)
+    with pytest.raises(ValueError, match="missing"):
+        group_split(y, ["a", None, "c", "d"])
+    with pytest.raises(ValueError, match="entries"):
+        group_split(y, ["a", "b"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from plural_kit.probes import (
     LogprobJudge,
@@ -13,7 +12,6 @@ from plural_kit.probes import (
     collect_activations,
     directional_ablation,
     number_distribution,
-    random_direction_like,
     refusal_score,
     refusal_token_ids,
     sample_answers,

@@ -9,6 +9,7 @@
 - :mod:`~plural_kit.audit.robustness`: the design-variant protocol ("randomness, not representation").
 - :mod:`~plural_kit.audit.steering`: answering as someone from a country vs a neutral persona.
 - :mod:`~plural_kit.audit.stereotypes`: SeeGULL in-region vs out-of-region annotators.
+- :mod:`~plural_kit.audit.opinions`: GlobalOpinionQA similarity by country.
 - :mod:`~plural_kit.audit.perspectives`: perspective diversity of free-text answers.
 """
 from plural_kit.audit.distributions import (
@@ -46,6 +47,7 @@ from plural_kit.audit.mfq import (
     order_averaged,
     signal_check,
 )
+from plural_kit.audit.opinions import country_similarity, opinion_distributions, opinion_items
 from plural_kit.audit.perspectives import (
     DEFAULT_PERSPECTIVES,
     OPEN_QUESTIONS,
@@ -63,6 +65,7 @@ __all__ = [
     "NEUTRAL_PERSONA", "OPEN_QUESTIONS", "PerspectiveDetector", "PerspectiveResult", "PromptDesign",
     "RobustnessResult", "SignalCheck", "SteeringResult", "StereotypeResult", "answer_distributions",
     "bootstrap_ci", "build_prompt", "check_distribution", "compare_with_countries", "control_items",
+    "country_similarity", "opinion_distributions", "opinion_items",
     "design_variants", "expected_value", "foundation_scores", "human_means", "mfq_items", "normalized_entropy",
     "option_labels", "option_permutation", "order_averaged", "perspective_audit", "permutation_test",
     "representativeness", "resolve_label_tokens", "robustness_audit", "seegull_pairs", "signal_check",

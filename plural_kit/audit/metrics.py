@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats
-from scipy.spatial.distance import jensenshannon
+from scipy.special import rel_entr
 
 from plural_kit.metrics import BootstrapCI
 from plural_kit.metrics import bootstrap_ci as _shared_bootstrap
@@ -85,7 +85,10 @@ def similarity(p, q) -> float:
     Opinions in Language Models" (GlobalOpinionQA).
     """
     p, q = _pair(p, q)
-    return float(np.clip(1.0 - jensenshannon(p, q, base=2), 0.0, 1.0))
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+    divergence = 0.5 * (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / np.log(2)  # JS divergence, bits
+    return float(np.clip(1.0 - np.sqrt(max(divergence, 0.0)), 0.0, 1.0))
 
 
 def representativeness(p, q, ordinal: Sequence[float] | None = None) -> float:

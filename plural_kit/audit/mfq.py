@@ -71,10 +71,12 @@ def mfq_items(items: pd.DataFrame, n_per_foundation: int | None = None) -> list[
                                values=(1, 2, 3, 4, 5), group=str(r.foundation)) for r in df.itertuples()]
 
 
-def control_items() -> list[MultipleChoiceItem]:
-    """The control statements as items: group ``"agree"`` (obviously high) or ``"disagree"``."""
+def control_items(pairs: Sequence[tuple[str, str]] = CONTROL_PAIRS) -> list[MultipleChoiceItem]:
+    """Control statements as items: group ``"agree"`` (obviously high) or ``"disagree"``."""
+    if not pairs:
+        raise AuditInputError("no control pairs")
     out = []
-    for i, (pos, neg) in enumerate(CONTROL_PAIRS):
+    for i, (pos, neg) in enumerate(pairs):
         out.append(MultipleChoiceItem(f"control{i}+", pos, MFQ_OPTIONS, (1, 2, 3, 4, 5), "agree"))
         out.append(MultipleChoiceItem(f"control{i}-", neg, MFQ_OPTIONS, (1, 2, 3, 4, 5), "disagree"))
     return out
@@ -145,17 +147,19 @@ class SignalCheck:
 
 
 def signal_check(model, design: PromptDesign | None = None, *, orders: Sequence[str] = ("original", "reversed"),
-                 margin: float = 1.0, min_correct: float = 0.8, seed: int = 0) -> SignalCheck:
+                 pairs: Sequence[tuple[str, str]] = CONTROL_PAIRS, margin: float = 1.0, min_correct: float = 0.8,
+                 seed: int = 0) -> SignalCheck:
     """Do obvious statements get obvious ratings? Passed when the mean (agree − disagree)
     rating difference is ≥ ``margin`` points and ≥ ``min_correct`` of the pairs are in the
-    obvious direction, averaged over ``orders``. ``design`` defaults to the MFQ-2 prompt."""
+    obvious direction, averaged over ``orders``. ``design`` defaults to the MFQ-2 prompt;
+    ``pairs``: (agreeable, disagreeable) statements, default :data:`CONTROL_PAIRS`."""
     design = design or PromptDesign(instruction=MFQ_INSTRUCTION, instruction_name="mfq")
-    items = control_items()
+    items = control_items(pairs)
     results = [answer_distributions(model, items, design.with_(order=o)) for o in orders]
     avg = order_averaged(results)
     pos = avg[avg["group"] == "agree"].reset_index(drop=True)
     neg = avg[avg["group"] == "disagree"].reset_index(drop=True)
-    table = pd.DataFrame({"agree": [p for p, _ in CONTROL_PAIRS], "disagree": [n for _, n in CONTROL_PAIRS],
+    table = pd.DataFrame({"agree": [p for p, _ in pairs], "disagree": [n for _, n in pairs],
                           "agree_rating": pos["expected"], "disagree_rating": neg["expected"]})
     table["difference"] = table["agree_rating"] - table["disagree_rating"]
     per_design = pd.Series({r.design.name: float(np.mean(pos[r.design.name].to_numpy() - neg[r.design.name].to_numpy()))

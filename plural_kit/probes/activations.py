@@ -1,6 +1,10 @@
 """Residual-stream activations of a chat model for a batch of prompts (a thin layer over
 :meth:`plural_kit.engine.ForwardEngine.hidden_states`, which batches, pads, stops the forward at the
-deepest layer asked for and always removes its hooks)."""
+deepest layer asked for and always removes its hooks).
+
+Not cached: :class:`plural_kit.embed.EmbeddingExtractor`'s disk cache holds one layer per
+configuration (one forward pass per layer), while a probe wants many layers from one pass.
+"""
 from __future__ import annotations
 
 from typing import Iterable, Sequence

@@ -104,7 +104,7 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
     """Logistic-regression probe on activations (n, d), standardised features.
 
     Fitted attributes: ``pipeline_``, ``coef_`` (d,) in standardised units, ``direction_`` (d,)
-    the unit-norm weight vector in the input space, ``classes_``.
+    the unit-norm weight vector in the input space (zeros if the features are constant), ``classes_``.
     """
 
     def __init__(self, C: float = 1.0, standardize: bool = True, max_iter: int = 2000, random_state: int = 0):
@@ -128,7 +128,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.classes_ = lr.classes_
         self.coef_ = lr.coef_[0].copy()
         w = self.coef_ / self.pipeline_[0].scale_ if self.standardize else self.coef_
-        self.direction_ = w / np.linalg.norm(w)
+        norm = np.linalg.norm(w)
+        self.direction_ = w / norm if norm > 0 else np.zeros_like(w)  # constant features: no direction
         self.n_features_in_ = X.shape[1]
         return self
 

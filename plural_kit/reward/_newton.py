@@ -138,7 +138,7 @@ def newton_logistic(
         sp = torch.sigmoid(z)
         sn = 1.0 - sp
         a = sn if weight is None else weight * sn
-        g = -(D.T @ a.to(D.dtype)).to(torch.float64) + alpha * (w - mu)
+        g = -(a.to(D.dtype) @ D).to(torch.float64) + alpha * (w - mu)
         q = sp * sn if weight is None else weight * sp * sn
         H = hessian(D_h, q if hessian_idx is None else q[hessian_idx], scale, alpha, hessian_dtype)
         p = newton_direction(H, g)

@@ -177,15 +177,15 @@ class MixtureBT(PreferenceModel):
             pi = resp.mean(0)
             C = resp[u]  # (n, K)
             sp = torch.sigmoid(Z)
-            G = -(D.T @ (C * (1.0 - sp)).to(D.dtype)).to(torch.float64) + alpha * W  # (d, K)
-            Q = C * sp * (1.0 - sp)
+            G = -((C * (1.0 - sp)).to(D.dtype).T @ D).T.to(torch.float64) + alpha * W  # (d, K)
+            S = sp * (1.0 - sp)
             P = torch.empty_like(W)
             for k in range(K):
                 if m == n:
-                    H = _newton.hessian(D, Q[:, k], 1.0, alpha, hdt)
+                    H = _newton.hessian(D, C[:, k] * S[:, k], 1.0, alpha, hdt)
                 else:  # m rows drawn with probability r_uk: (sum_i r_ik / m) D_S^T diag(s_S) D_S is unbiased
                     rows = torch.multinomial(C[:, k].cpu() + 1e-12, m, replacement=True, generator=gen).to(D.device)
-                    H = _newton.hessian(D[rows], (sp * (1.0 - sp))[rows, k], float(C[:, k].sum()) / m, alpha, hdt)
+                    H = _newton.hessian(D[rows], S[rows, k], float(C[:, k].sum()) / m, alpha, hdt)
                 P[:, k] = _newton.newton_direction(H, G[:, k])
             DZ = (D @ P.to(D.dtype)).to(torch.float64)
             for k in range(K):

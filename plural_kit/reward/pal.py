@@ -35,7 +35,8 @@ class PAL(PreferenceModel):
     n_prototypes : number K of prototype points (>= 1).
     latent_dim : dimension of the learned space ``f(x) = A x``; None keeps the features
         (``A`` = identity, not learned).
-    alpha : L2 penalty on the shared parameters (the map ``A`` and the prototypes), per pair.
+    alpha : L2 penalty on the shared parameters (the map ``A`` and the prototypes in temperature
+        units, ``tau p_k``), per pair; raise it for high-dimensional features with few pairs.
     user_alpha : L2 penalty on each user's simplex logits (towards uniform weights in ``fit``,
         towards the population weights in ``adapt``); a Gaussian prior, counted once per user.
     temperature : fixed ``tau``; None learns it when ``latent_dim`` is None. With a learned map
@@ -45,7 +46,9 @@ class PAL(PreferenceModel):
     device : "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", ... (``plural_kit.device.get_device``).
     random_state : seed of the initialisations.
 
-    ``reward(x, users)`` returns ``tau * r_u(x)`` (log-odds units), so that
+    ``reward(x, users)`` returns ``tau * (r_u(x) + ||a_u||^2) = 2 tau a_u.f(x) - tau ||f(x)||^2``
+    (log-odds units; the per-user constant ``tau ||a_u||^2`` cancels in every comparison and is
+    dropped because it is huge when the ideal points lie far away), so that
     ``predict_proba(a, b) = sigmoid(reward(a) - reward(b))``.
 
     Fitted attributes
@@ -64,7 +67,7 @@ class PAL(PreferenceModel):
         self,
         n_prototypes: int = 2,
         latent_dim: int | None = None,
-        alpha: float = 1e-4,
+        alpha: float = 1e-3,
         user_alpha: float = 1.0,
         temperature: float | None = None,
         n_restarts: int = 3,
@@ -122,10 +125,11 @@ class PAL(PreferenceModel):
             else:
                 a0 = torch.eye(d, device=dev, dtype=dt)
             proj = a0.clone().requires_grad_(learn_map)
-            protos = (torch.randn(K, m, generator=gen, dtype=torch.float64) * (1.0 if learn_map else scale))
+            tau0 = self.temperature if self.temperature is not None else (1.0 if learn_map else 1.0 / scale**2)
+            # prototypes are optimised in temperature units, q_k = tau * p_k (see _nll)
+            protos = torch.randn(K, m, generator=gen, dtype=torch.float64) * (1.0 if learn_map else scale) * tau0
             protos = protos.to(dev, dt).requires_grad_(True)
             logits = (0.1 * torch.randn(n_rows, K, generator=gen, dtype=torch.float64)).to(dev, dt).requires_grad_(True)
-            tau0 = self.temperature if self.temperature is not None else (1.0 if learn_map else 1.0 / scale**2)
             log_tau = torch.tensor(np.log(tau0), device=dev, dtype=dt).requires_grad_(learn_tau)
             params = [protos, logits] + ([proj] if learn_map else []) + ([log_tau] if learn_tau else [])
 
@@ -145,8 +149,8 @@ class PAL(PreferenceModel):
 
         self.objective_, proj, protos, logits, log_tau = best
         self.projection_ = to_numpy(proj)
-        self.prototypes_ = to_numpy(protos)
         self.temperature_ = float(np.exp(to_numpy(log_tau)))
+        self.prototypes_ = to_numpy(protos) / self.temperature_
         weights = to_numpy(torch.softmax(logits, dim=1))
         if pooled:
             self.population_weights_ = weights[0]
@@ -165,16 +169,19 @@ class PAL(PreferenceModel):
         return z, (z * (sx @ proj.T)).sum(1)
 
     @staticmethod
-    def _nll(terms, rows, protos, logits, log_tau) -> torch.Tensor:
+    def _nll(terms, rows, scaled_protos, logits, log_tau) -> torch.Tensor:
         """Per-pair negative log-likelihood of ``chosen`` beating ``rejected``.
 
-        ``rows`` (n,) is each pair's user index into ``logits``; the margin
-        ``r_u(c) - r_u(r) = 2 a_u.(A dx) - (A dx).(A sx)`` with ``dx = c - r``, ``sx = c + r``.
+        ``rows`` (n,) is each pair's user index into ``logits``. The log-odds are
+        ``tau (r_u(c) - r_u(r)) = 2 (tau a_u).(A dx) - tau (A dx).(A sx)`` with ``dx = c - r``,
+        ``sx = c + r``; the prototypes enter scaled, ``q_k = tau p_k``, so that ``tau -> 0``
+        with ``q`` fixed is the limit of far-away ideal points: a mixture of linear rewards.
+        (Unscaled, a dominant ``||f(x)||^2`` term drives ``tau`` to 0 and the fit stalls there.)
         """
         z, quad = terms
         weights = torch.softmax(logits, dim=1).index_select(0, rows)
-        margin = 2.0 * (weights * (z @ protos.T)).sum(1) - quad
-        return F.softplus(-torch.exp(log_tau) * margin)
+        log_odds = 2.0 * (weights * (z @ scaled_protos.T)).sum(1) - torch.exp(log_tau) * quad
+        return F.softplus(-log_odds)
 
     def _publish_users(self) -> None:
         K = self.prototypes_.shape[0]
@@ -195,7 +202,8 @@ class PAL(PreferenceModel):
 
     def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
         fx = x @ self.projection_.T
-        return -self.temperature_ * ((fx - self._ideal(user_idx)) ** 2).sum(axis=1)
+        scaled_ideal = self.temperature_ * self._ideal(user_idx)
+        return 2.0 * (scaled_ideal * fx).sum(axis=1) - self.temperature_ * (fx * fx).sum(axis=1)
 
     def transform(self, x) -> np.ndarray:
         """Map items into the learned space: ``f(x) = A x``, shape (n, m)."""
@@ -213,7 +221,8 @@ class PAL(PreferenceModel):
         prior = np.log(self.population_weights_ + 1e-12)
         prior_t = to_tensor(prior - prior.mean(), dev, dt)
         logits = prior_t.repeat(len(users), 1).clone().requires_grad_(True)
-        proj, protos = to_tensor(self.projection_, dev, dt), to_tensor(self.prototypes_, dev, dt)
+        proj = to_tensor(self.projection_, dev, dt)
+        protos = to_tensor(self.prototypes_ * self.temperature_, dev, dt)
         terms = self._pair_terms(to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt), proj)
         rows = torch.as_tensor(local, device=dev)
         log_tau = torch.tensor(np.log(self.temperature_), device=dev, dtype=dt)
