@@ -29,9 +29,10 @@ from plural_kit.reward import PAL, VPL, BradleyTerry
 
 
 def timed(fn):
-    start = time.perf_counter()
+    """(result, (wall seconds, CPU seconds of this process)): CPU time is less sensitive to other load."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, (time.perf_counter() - start, time.process_time() - cpu)
 
 
 def main() -> None:
@@ -71,10 +72,10 @@ def main() -> None:
         (f"VPL ({vpl.n_steps} steps), z from all pairs", t_vpl, acc_all),
         ("VPL, z from 8 pairs (adapt)", t_adapt, acc_ctx8),
     ]
-    print(f"{'model':40s} {'wall s':>8s} {'acc':>6s} {'gap':>6s}")
-    for name, t, acc in rows:
-        print(f"{name:40s} {t:8.2f} {acc:6.3f} {100 * (oracle - acc):5.1f}p")
-    print(f"VPL: {t_vpl / 30:.2f}x the 30 s budget; gap to the expected oracle {100 * (oracle - acc_all):.1f} points "
+    print(f"{'model':40s} {'wall s':>8s} {'cpu s':>8s} {'acc':>6s} {'gap':>6s}")
+    for name, (wall, cpu), acc in rows:
+        print(f"{name:40s} {wall:8.2f} {cpu:8.2f} {acc:6.3f} {100 * (oracle - acc):5.1f}p")
+    print(f"VPL: {t_vpl[0] / 30:.2f}x the 30 s budget (wall); gap to the expected oracle {100 * (oracle - acc_all):.1f} points "
           f"(8-pair context: {100 * (oracle - acc_ctx8):.1f}); target <= 5 points")
 
 

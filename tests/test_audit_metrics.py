@@ -106,3 +106,12 @@ def test_bootstrap_ci():
         bootstrap_ci([])
     with pytest.raises(AuditInputError, match="NaN"):
         bootstrap_ci([1.0, np.nan])
+
+
+def test_similarity_of_near_identical_distributions_is_one_not_nan():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        p = rng.dirichlet(np.ones(5))
+        q = p * (1 + 1e-12)
+        q = q / q.sum()
+        assert similarity(p, q) == pytest.approx(1.0)

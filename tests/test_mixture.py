@@ -112,3 +112,5 @@ def test_bad_input(separated):
         MixtureBT(0).fit(X, Y, u)
     with pytest.raises(ValueError, match="init must be"):
         MixtureBT(2, init="kmeans++").fit(X, Y, u)
+    with pytest.raises(ValueError, match="more than the 2 users"):
+        MixtureBT(3).fit(X, Y, u)  # the first 100 pairs come from 2 users

@@ -126,7 +126,7 @@ class RobustnessResult:
         """Per-variant scores with the design factors, mean on-option mass and position-0 probability."""
         fac = self.item_scores.groupby("variant")[list(FACTORS) + ["on_option_mass"]].agg(
             {**{f: "first" for f in FACTORS}, "on_option_mass": "mean"})
-        out = fac.join(self.scores).join(self.position[["pos_0"]])
+        out = fac.loc[self.scores.index].join(self.scores).join(self.position[["pos_0"]])
         if self.nearest is not None:
             out["nearest_country"] = self.nearest
         return out

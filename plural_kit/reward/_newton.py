@@ -112,12 +112,15 @@ def newton_logistic(
     hessian_dtype: torch.dtype = torch.float32,
     tol: float = 1e-6,
     max_iter: int = 100,
+    refresh: float = 0.1,
 ) -> tuple[torch.Tensor, int, bool]:
     """Minimise the objective of the module docstring; returns (w float64 (d,), n_iter, converged).
 
     ``D`` (n, d) float32 on the compute device; ``weight``/``offset`` (n,) float64;
     ``w0``/``prior_mean`` (d,) float64; ``hessian_idx`` rows used for the Hessian (None: all).
-    Converged when the last step moved no weight by more than ``tol * (1 + max|w|)``.
+    Converged when the last step moved no weight by more than ``tol * (1 + max|w|)``. Once
+    a step moves the weights by less than ``refresh * (1 + max|w|)``, the Hessian is no longer
+    recomputed but updated by BFGS from the gradients (quasi-Newton near the optimum).
     """
     n, d = D.shape
     dev = D.device
@@ -134,18 +137,29 @@ def newton_logistic(
         c_all = float(weight.sum()) if weight is not None else float(n)
         c_sub = float(weight[hessian_idx].sum()) if weight is not None else float(hessian_idx.numel())
         scale = c_all / c_sub if c_sub > 0 else 1.0
+    H = None
+    rel_step = float("inf")
     for it in range(1, max_iter + 1):
         sp = torch.sigmoid(z)
         sn = 1.0 - sp
         a = sn if weight is None else weight * sn
         g = -(a.to(D.dtype) @ D).to(torch.float64) + alpha * (w - mu)
-        q = sp * sn if weight is None else weight * sp * sn
-        H = hessian(D_h, q if hessian_idx is None else q[hessian_idx], scale, alpha, hessian_dtype)
+        if H is None or rel_step > refresh:
+            q = sp * sn if weight is None else weight * sp * sn
+            H = hessian(D_h, q if hessian_idx is None else q[hessian_idx], scale, alpha, hessian_dtype)
+        else:  # close to the optimum: BFGS update of the last Hessian with the exact gradients
+            y = g - g_prev
+            sy = float(y @ step)
+            if sy > 0:
+                Hs = H @ step
+                H = H - torch.outer(Hs, Hs) / float(step @ Hs) + torch.outer(y, y) / sy
         p = newton_direction(H, g)
         dz = (D @ p.to(D.dtype)).to(torch.float64)
         t = line_search(z, dz, weight, w - mu, p, alpha, float(g @ p))
-        w = w + t * p
+        step, g_prev = t * p, g
+        w = w + step
         z = z + t * dz
-        if float((t * p).abs().max()) <= tol * (1.0 + float(w.abs().max())):
+        rel_step = float(step.abs().max()) / (1.0 + float(w.abs().max()))
+        if rel_step <= tol:
             return w, it, True
     return w, max_iter, False

@@ -103,15 +103,17 @@ class MixtureBT(PreferenceModel):
             raise ValueError(f"init must be one of {_INITS}; got {self.init!r}")
         if self.n_init < 1 or self.max_iter < 1 or self.alpha < 0:
             raise ValueError("need n_init >= 1, max_iter >= 1 and alpha >= 0")
+        if self.hessian_rows is not None and self.hessian_rows < 1:
+            raise ValueError(f"hessian_rows must be >= 1 or None; got {self.hessian_rows}")
         dev, hdt = _newton.resolve(self.device, self.hessian_dtype)
-        n, d = chosen.shape
+        n = chosen.shape[0]
         # the unit of the mixture is the user; without user ids every pair is its own unit
         unit = np.arange(n) if (user_idx == POPULATION).all() else user_idx
         n_units = int(unit.max()) + 1
+        if n_units < K:
+            raise ValueError(f"n_components={K} is more than the {n_units} users (or pairs without users) to cluster")
         D = torch.as_tensor(chosen - rejected, dtype=torch.float32, device=dev)
         u = torch.as_tensor(unit, dtype=torch.int64, device=dev)
-        if self.hessian_rows is not None and self.hessian_rows < 1:
-            raise ValueError(f"hessian_rows must be >= 1 or None; got {self.hessian_rows}")
 
         w_pop, _, _ = _newton.newton_logistic(
             D,
@@ -171,7 +173,6 @@ class MixtureBT(PreferenceModel):
         pi = resp.mean(0)
         prev = -np.inf
         converged = False
-        n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             # M-step: one Newton step with line search per component, weights r_uk on u's pairs
             pi = resp.mean(0)
