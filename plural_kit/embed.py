@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from plural_kit.engine import ForwardEngine, Pooling, check_texts
+from plural_kit.models import cache_home
 from plural_kit.report import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,6 @@ class EmbeddingExtractor:
         self.progress = progress
         self.chunk_size = chunk_size
         self._engine: ForwardEngine | None = model if isinstance(model, ForwardEngine) else None
-        self._cache_path: Path | None = None
 
     def get_params(self, deep: bool = False) -> dict:
         """The constructor arguments (scikit-learn convention)."""
@@ -127,25 +127,22 @@ class EmbeddingExtractor:
 
     # ------------------------------------------------------------------ cache
     def cache_path(self) -> Path | None:
-        """This configuration's cache folder (``None`` when the cache is off)."""
+        """This configuration's cache folder (``None`` when the cache is off); its name follows the
+        model's current weights, so a fine-tuned model gets a fresh folder."""
         if self.cache_dir is None:
             return None
-        if self._cache_path is None:
-            from plural_kit.models import cache_home
-
-            root = cache_home() / "embeddings" if self.cache_dir == "auto" else Path(self.cache_dir).expanduser()
-            eng = self.engine
-            key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
-                   "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length}
-            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-            name = getattr(eng.model, "plural_kit_name", None) or eng.model.config._name_or_path or "model"
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).name)[:60]
-            path = root / f"{slug}-{digest}"
-            path.mkdir(parents=True, exist_ok=True)
-            if not (path / "key.json").exists():
-                atomic_write_text(path / "key.json", json.dumps({**key, "name": str(name)}, indent=1))
-            self._cache_path = path
-        return self._cache_path
+        root = cache_home() / "embeddings" if self.cache_dir == "auto" else Path(self.cache_dir).expanduser()
+        eng = self.engine
+        key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
+               "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        name = getattr(eng.model, "plural_kit_name", None) or eng.model.config._name_or_path or "model"
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).name)[:60]
+        path = root / f"{slug}-{digest}"
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / "key.json").exists():
+            atomic_write_text(path / "key.json", json.dumps({**key, "name": str(name)}, indent=1))
+        return path
 
     def _load_cache(self, path: Path) -> tuple[dict[bytes, tuple[int, int]], list[np.ndarray]]:
         index: dict[bytes, tuple[int, int]] = {}

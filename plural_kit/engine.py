@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from plural_kit.device import get_device, get_dtype
+from plural_kit.models import is_causal_lm, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,6 @@ class ForwardEngine:
                  dtype: str | torch.dtype = "auto", batch_size: int | str = "auto", max_length: int = 512,
                  padding_side: str | None = None, progress: bool = True):
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-            from plural_kit.models import load_model
-
             name = str(model)
             model, loaded_tok = load_model(name, device=device, dtype=dtype)
             tokenizer = tokenizer or loaded_tok
@@ -140,8 +139,6 @@ class ForwardEngine:
         self.max_length = min(max_length, max_pos) if isinstance(max_pos, int) and max_pos > 0 else max_length
         self.padding_side = padding_side or getattr(tokenizer, "padding_side", "right") or "right"
         self.progress = progress
-        from plural_kit.models import is_causal_lm
-
         self.is_causal = is_causal_lm(model.config)
         self.blocks = decoder_blocks(model)
         self.n_layers = len(self.blocks)
@@ -174,7 +171,8 @@ class ForwardEngine:
             elif isinstance(p, Sequence) and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in p):
                 messages = list(p)
             else:
-                raise TypeError(f"prompts[{i}] must be a string or a list of {{'role', 'content'}} dicts, got {p!r:.80}")
+                raise TypeError(f"prompts[{i}] must be a string or a list of {{'role', 'content'}} dicts, "
+                                f"got {p!r:.80}")
             if system is not None:
                 messages = [{"role": "system", "content": system}, *messages]
             out.append(self.tokenizer.apply_chat_template(messages, tokenize=False,
@@ -238,9 +236,9 @@ class ForwardEngine:
             batch["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0).to(self.device)
         return batch
 
-    def _batches(self, ids: list[list[int]], step: Callable[[dict], object], side: str, desc: str,
+    def _batches(self, ids: list[list[int]], step: Callable[[dict, np.ndarray], object], side: str, desc: str,
                  extra_tokens: int = 0, progress: bool | None = None) -> Iterator[tuple[np.ndarray, object]]:
-        """Run ``step`` over length-sorted batches; yield ``(indices into ids, step output)`` per batch.
+        """Run ``step(batch, indices)`` over length-sorted batches; yield ``(indices into ids, step output)``.
 
         Out-of-memory halves the batch (down to one text) and retries.
         """
@@ -255,7 +253,7 @@ class ForwardEngine:
                 size = int(max(1, min(limit, budget // width, len(order) - pos)))
                 idx = order[pos: pos + size]
                 try:
-                    out = step(self._collate([ids[i] for i in idx], side))
+                    out = step(self._collate([ids[i] for i in idx], side), idx)
                 except Exception as err:
                     if not _is_oom(err) or size == 1:
                         raise
@@ -292,7 +290,8 @@ class ForwardEngine:
 
     @staticmethod
     def _check_pooling(pooling) -> None:
-        if not (pooling in ("last", "mean") or (isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool))):
+        is_int = isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool)
+        if not (is_int or pooling in ("last", "mean")):
             raise ValueError(f"pooling must be 'last', 'mean' or an int token offset (-1 = last), got {pooling!r}")
 
     def iter_hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int, pooling: Pooling = "last",
@@ -310,7 +309,7 @@ class ForwardEngine:
         ids = self.encode(texts)
 
         @torch.inference_mode()
-        def step(batch):
+        def step(batch, idx):
             mask = batch["attention_mask"]
             got: dict[int, torch.Tensor] = {}
             handles = []
@@ -374,7 +373,8 @@ class ForwardEngine:
             if isinstance(t, str):
                 enc = self.tokenizer(t, add_special_tokens=False)["input_ids"]
                 if len(enc) != 1:
-                    raise ValueError(f"{t!r} is {len(enc)} tokens, not one: {self.tokenizer.convert_ids_to_tokens(enc)}")
+                    pieces = self.tokenizer.convert_ids_to_tokens(enc)
+                    raise ValueError(f"{t!r} is {len(enc)} tokens, not one: {pieces}")
                 t = enc[0]
             if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < vocab:
                 raise ValueError(f"token id {t!r} is not an int in [0, {vocab})")
@@ -393,7 +393,7 @@ class ForwardEngine:
         ids = self.encode(texts)
 
         @torch.inference_mode()
-        def step(batch):
+        def step(batch, idx):
             if self._logits_to_keep:
                 logits = self.model(**batch, use_cache=False, logits_to_keep=1).logits[:, -1]
             else:
@@ -405,6 +405,47 @@ class ForwardEngine:
         out = np.empty((len(texts), width), dtype=np.float32)
         for idx, res in self._batches(ids, step, "left", desc="next-token log-probs"):
             out[idx] = res[:, :width]
+        return out
+
+    def continuation_logprobs(self, prompts: Sequence[str], continuations: Sequence[str],
+                              reduce: str = "sum") -> np.ndarray:
+        """Log-probability of each continuation after its prompt: ``(n,)`` float32.
+
+        The continuation is tokenised on its own (no special tokens) and appended to the
+        prompt's tokens, so put any leading space in the continuation (``" Paris"``).
+        ``reduce``: ``"sum"`` (total log-prob) or ``"mean"`` (per token). Prompts are cut from
+        the left to fit ``max_length``; the LM head runs on the continuation positions only.
+        """
+        self._require_causal("continuation_logprobs")
+        prompts = check_texts(prompts, "prompts")
+        continuations = check_texts(continuations, "continuations")
+        if len(prompts) != len(continuations):
+            raise ValueError(f"prompts and continuations differ in length: {len(prompts)} vs {len(continuations)}")
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+        conts = [list(c) for c in self.tokenizer(continuations, add_special_tokens=False)["input_ids"]]
+        for i, c in enumerate(conts):
+            if not c or len(c) >= self.max_length:
+                raise ValueError(f"continuations[{i}] has {len(c)} tokens; it needs 1..{self.max_length - 1}")
+        ids = [(p + c)[-self.max_length:] for p, c in zip(self.encode(prompts), conts)]
+        n_cont = np.array([len(c) for c in conts])
+
+        @torch.inference_mode()
+        def step(batch, idx):
+            k = int(n_cont[idx].max())
+            kwargs = {"logits_to_keep": k + 1} if self._logits_to_keep else {}
+            logits = self.model(**batch, use_cache=False, **kwargs).logits[:, -(k + 1):-1].float()
+            logp = torch.log_softmax(logits, dim=-1)  # (batch, k, vocab): row r predicts tokens -k..-1
+            targets = batch["input_ids"][:, -k:]
+            tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            lens = torch.as_tensor(n_cont[idx], device=tok_lp.device)
+            keep = torch.arange(k, device=tok_lp.device).unsqueeze(0) >= (k - lens).unsqueeze(1)
+            total = (tok_lp * keep).sum(1)
+            return (total / lens if reduce == "mean" else total).cpu().numpy()
+
+        out = np.empty(len(prompts), dtype=np.float32)
+        for idx, res in self._batches(ids, step, "left", desc="continuation log-probs"):
+            out[idx] = res
         return out
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, do_sample: bool = False,
@@ -428,7 +469,7 @@ class ForwardEngine:
             kwargs["temperature"] = temperature
 
         @torch.inference_mode()
-        def step(batch):
+        def step(batch, idx):
             batch.pop("position_ids", None)  # generate derives them from the attention mask
             out = self.model.generate(**batch, **kwargs)
             return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)

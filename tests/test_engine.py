@@ -154,6 +154,25 @@ def test_next_token_logprobs_match_direct_forward(tiny_llama, tokenizer, token_i
         np.testing.assert_allclose(got[i], want if cols is None else want[cols], rtol=1e-4, atol=1e-4)
 
 
+def test_continuation_logprobs_match_direct_forward(tiny_llama, tokenizer):
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", batch_size=3, progress=False)
+    prompts = TEXTS[:5]
+    conts = ["yes", "no way at all", "maybe so", "the answer is b", "ok"]
+    got = eng.continuation_logprobs(prompts, conts)
+    mean = eng.continuation_logprobs(prompts, conts, reduce="mean")
+    for i, (p, c) in enumerate(zip(prompts, conts)):
+        p_ids = tokenizer(p)["input_ids"]
+        c_ids = tokenizer(c, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = tiny_llama(torch.tensor([p_ids + c_ids])).logits[0]
+        logp = torch.log_softmax(logits, -1)
+        want = sum(logp[len(p_ids) - 1 + j, t].item() for j, t in enumerate(c_ids))
+        np.testing.assert_allclose(got[i], want, rtol=1e-4)
+        np.testing.assert_allclose(mean[i], want / len(c_ids), rtol=1e-4)
+    with pytest.raises(ValueError, match="differ in length"):
+        eng.continuation_logprobs(prompts, conts[:2])
+
+
 def test_generate_batched_equals_unbatched_and_sampling_is_seeded(tiny_llama, tokenizer):
     eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", batch_size=3, progress=False)
     batched = eng.generate(TEXTS[:4], max_new_tokens=6)

@@ -35,8 +35,8 @@ def test_notebook_03_small(tmp_path):
     assert d["layer"] in (2, 8, 17) and d["norm"] > 0
     assert {r["condition"] for r in d["refusal_scores"]} == {"none", "ablate r", "ablate random", "add r", "add random"}
     assert all(math.isfinite(r["mean_refusal_score"]) for r in d["refusal_scores"])
-    sub = m["subspace"]
-    assert 0.0 <= sub["overlap"] <= 1.0 and 0.0 < sub["random_baseline"] <= 1.0
+    for sub in (m["subspace"]["centred"], m["subspace"]["uncentred"]):
+        assert 0.0 <= sub["overlap"] <= 1.0 and 0.0 < sub["random_baseline"] <= 1.0
     beh = {b["behaviour"]: b for b in m["behaviour"]}
     assert set(beh) == {"desire-for-acquiring-power", "survival-instinct"}
     assert 0.0 <= beh["survival-instinct"]["same_letter_rate"] <= 1.0

@@ -104,16 +104,23 @@ def test_refusal_score_matches_token_mass(engine):
 
 def test_number_distribution_matches_chain_rule(engine):
     texts = engine.apply_chat_template(["Pick a number between 0 and 100. Answer with the number only."])
-    dist = number_distribution(engine, texts)
+    dist = number_distribution(engine, texts, prune=0.0)
     assert dist.shape == (1, 101) and (dist >= 0).all() and dist.sum() <= 1 + 1e-6
     digits = [engine.tokenizer.encode(str(d), add_special_tokens=False)[0] for d in range(10)]
-    # the same 11 continuations the trie asks for ("0" starts no longer number), in one call (bf16 results depend on the batch)
-    prefixes = ["", *map(str, range(1, 10)), "10"]
-    lp = engine.next_token_logprobs([texts[0] + p for p in prefixes], token_ids=digits).astype(np.float64)
-    p = dict(zip(prefixes, np.exp(lp)))
+    # the same calls the exact trie walk makes, level by level (bf16 results depend on the batch)
+    root = engine.next_token_logprobs(texts, token_ids=digits)
+    level1 = engine.next_token_logprobs([texts[0] + str(d) for d in range(1, 10)], token_ids=digits)
+    level2 = engine.next_token_logprobs([texts[0] + "10"], token_ids=digits)
+    p = {"": root[0], **{str(d): level1[d - 1] for d in range(1, 10)}, "10": level2[0]}
+    p = {key: np.exp(v.astype(np.float64)) for key, v in p.items()}
     assert dist[0, 5] == pytest.approx(p[""][5] * (1 - p["5"].sum()), rel=1e-5)
     assert dist[0, 57] == pytest.approx(p[""][5] * p["5"][7], rel=1e-5)
     assert dist[0, 100] == pytest.approx(p[""][1] * p["1"][0] * p["10"][0], rel=1e-5)
+    # pruning drops only numbers behind unlikely prefixes, each prefix losing at most `prune` of mass
+    pruned = number_distribution(engine, texts, prune=0.05)
+    kept = pruned[0] > 0
+    assert dist[0].sum() - pruned[0].sum() <= 0.05 * 10 + 1e-9
+    assert kept.any() and np.all(pruned[0][~kept] <= dist[0][~kept] + 1e-12)
 
 
 def test_logprob_judge_scores_in_range(engine):

@@ -85,7 +85,8 @@ class BradleyTerry(PreferenceModel):
         return w.cpu().numpy(), n_iter, ok
 
     def _fit(self, chosen, rejected, user_idx):
-        w, self.n_iter_, self.converged_ = self._solve(chosen - rejected, self.alpha)
+        D = np.subtract(chosen, rejected, dtype=np.float32)  # one pass, straight to the compute dtype
+        w, self.n_iter_, self.converged_ = self._solve(D, self.alpha)
         if not self.converged_:
             warnings.warn(
                 f"BradleyTerry did not converge in {self.max_iter} iterations (separable data with a "

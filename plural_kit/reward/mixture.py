@@ -112,7 +112,7 @@ class MixtureBT(PreferenceModel):
         n_units = int(unit.max()) + 1
         if n_units < K:
             raise ValueError(f"n_components={K} is more than the {n_units} users (or pairs without users) to cluster")
-        D = torch.as_tensor(chosen - rejected, dtype=torch.float32, device=dev)
+        D = torch.as_tensor(np.subtract(chosen, rejected, dtype=np.float32), device=dev)
         u = torch.as_tensor(unit, dtype=torch.int64, device=dev)
 
         w_pop, _, _ = _newton.newton_logistic(
