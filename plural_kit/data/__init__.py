@@ -20,6 +20,14 @@ from plural_kit.data.surveys import (
     load_seegull,
     parse_global_opinions,
 )
+from plural_kit.data.synthetic import (
+    SyntheticPreferences,
+    first_pairs_per_user,
+    make_ideal_point_preferences,
+    quadratic_features,
+    split_pairs,
+    split_users,
+)
 from plural_kit.data.schema import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
@@ -35,9 +43,11 @@ __all__ = [
     "DataChecksumError",
     "DataNotFoundError",
     "PreferenceSchemaError",
+    "SyntheticPreferences",
     "country_foundation_distributions",
     "data_home",
     "fetch",
+    "first_pairs_per_user",
     "list_anthropic_evals",
     "list_persona_traits",
     "load_anthropic_eval",
@@ -51,7 +61,11 @@ __all__ = [
     "load_seegull",
     "load_true_facts",
     "load_truthfulqa",
+    "make_ideal_point_preferences",
     "make_persona_preferences",
     "parse_global_opinions",
+    "quadratic_features",
+    "split_pairs",
+    "split_users",
     "validate_preferences",
 ]
