@@ -98,7 +98,7 @@ def cos_min(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer texts (a smoke run, ~1 minute)")
+    parser.add_argument("--quick", action="store_true", help="72 texts instead of 192 (a smoke run)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall time (default) or this process's CPU time (use with --threads 1 on a busy machine)")
@@ -107,7 +107,7 @@ def main() -> None:
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
-    n_persona, n_dialogues = (100, 20) if args.quick else (300, 60)
+    n_persona, n_dialogues = (60, 12) if args.quick else (160, 32)
     device = get_device("auto")
     dtype = get_dtype("auto", device)
     texts = load_texts(n_persona, n_dialogues)

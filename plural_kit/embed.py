@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["EmbeddingExtractor", "model_fingerprint"]
 
 _CACHE_FORMAT = 1
+_MAX_CHUNKS = 64  # cache files per folder before they are merged
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -145,9 +146,12 @@ class EmbeddingExtractor:
         return path
 
     def _load_cache(self, path: Path) -> tuple[dict[bytes, tuple[int, int]], list[np.ndarray]]:
+        """Index every chunk: ``{text digest: (chunk, row)}`` and the chunks' values. More than
+        ``_MAX_CHUNKS`` files are merged into one (written first, then the old ones removed)."""
         index: dict[bytes, tuple[int, int]] = {}
         values = []
-        for f in sorted(path.glob("chunk-*.npz")):
+        files = sorted(path.glob("chunk-*.npz"))
+        for f in files:
             try:
                 with np.load(f, allow_pickle=False) as z:
                     keys, vals = z["keys"], z["values"]
@@ -161,6 +165,14 @@ class EmbeddingExtractor:
             values.append(vals)
             for row, k in enumerate(keys):
                 index[k.tobytes()] = (j, row)
+        if len(files) > _MAX_CHUNKS and index:
+            keys = np.frombuffer(b"".join(index), dtype=np.uint8).reshape(len(index), 32)
+            merged = np.stack([values[j][row] for j, row in index.values()])
+            self._write_chunk(path, keys, merged)
+            for f in files:
+                f.unlink(missing_ok=True)
+            index = {k: (0, row) for row, k in enumerate(index)}
+            values = [merged]
         return index, values
 
     @staticmethod

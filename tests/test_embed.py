@@ -71,6 +71,18 @@ def test_cache_resumes_after_interruption(engine, tmp_path):
     np.testing.assert_array_equal(again, resumed[::-1])
 
 
+def test_many_chunks_are_merged(engine, tmp_path, monkeypatch):
+    import plural_kit.embed as embed
+
+    monkeypatch.setattr(embed, "_MAX_CHUNKS", 3)
+    ex = EmbeddingExtractor(engine, cache_dir=tmp_path, chunk_size=1)
+    first = ex.encode(TEXTS[:8])  # batches of two: four files
+    assert len(list(ex.cache_path().glob("chunk-*.npz"))) == 4
+    np.testing.assert_array_equal(ex.encode(TEXTS[:8]), first)  # read, then merged
+    assert len(list(ex.cache_path().glob("chunk-*.npz"))) == 1
+    np.testing.assert_array_equal(ex.encode(TEXTS[:8]), first)
+
+
 def test_cache_key_separates_layers_and_pooling_and_dedupes(engine, tmp_path):
     a = EmbeddingExtractor(engine, layer=-2, cache_dir=tmp_path)
     b = EmbeddingExtractor(engine, layer=1, cache_dir=tmp_path)
