@@ -211,7 +211,7 @@ def probe_by_layer(
     activations: ``{layer: array (n, d)}``, rows aligned with ``y`` (0/1) and ``groups`` (sources).
     The split is :func:`group_split` on ``groups`` after dropping duplicate ``texts`` (when given),
     or the explicit ``train_idx``/``test_idx``, which must not share a prompt or a group.
-    The control task relabels all rows with :func:`control_labels`; selectivity = task accuracy -
+    The control task relabels the rows with :func:`control_labels` within each split; selectivity = task accuracy -
     control accuracy on the held-out rows. With ``texts`` a bag-of-words baseline uses the same split.
     """
     if not activations:
@@ -247,7 +247,11 @@ def probe_by_layer(
             shared = set(g[train_idx]) & set(g[test_idx])
             if shared:
                 raise ValueError(f"sources in both splits: {sorted(map(str, shared))[:5]}")
-    y_ctrl = control_labels(y, seed=seed)
+    # permuted within each split, so both keep their class balance: a permutation across the split
+    # would leave the control's training majority the test minority (held-out accuracy below chance)
+    y_ctrl = y.copy()
+    y_ctrl[train_idx] = control_labels(y[train_idx], seed=seed)
+    y_ctrl[test_idx] = control_labels(y[test_idx], seed=seed + 1)
     rows, probes = [], {}
     for layer in layers:
         X = np.asarray(activations[layer])
