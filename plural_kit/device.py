@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -79,3 +80,26 @@ def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
     return np.random.default_rng(seed)
+
+
+@contextmanager
+def cpu_threads(n: int | None, device: str | torch.device = "cpu"):
+    """Run a block with ``n`` intra-op CPU threads for torch (and BLAS/OpenMP), then restore them.
+
+    Small full-batch problems (PAL, VPL, MiCRo: thousands of rows, tens of features) spend more
+    time synchronising threads than computing; one thread runs them several times faster
+    (measured: PAL on 7,200 pairs × 16 features, 0.6 s with one thread vs 6 s with two).
+    No-op when ``n`` is None or ``device`` is not the CPU.
+    """
+    if n is None or torch.device(device).type != "cpu":
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from plural_kit.device import get_device
+from plural_kit.device import cpu_threads, get_device
 
 
 def resolve_device(device) -> tuple[torch.device, torch.dtype]:
@@ -54,7 +54,8 @@ def lbfgs_minimize(
         return float(loss.detach()), grad
 
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).to("cpu", torch.float64).numpy()
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": int(max_iter), "gtol": tol, "ftol": 1e-12})
+    with cpu_threads(1, params[0].device):  # small problems: threads cost more than they give
+        res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": int(max_iter), "gtol": tol, "ftol": 1e-12})
     load(res.x)
     return float(res.fun)
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from plural_kit.device import cpu_threads
 from plural_kit.reward._torch import resolve_device, to_numpy, to_tensor, torch_generator
 from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
 
@@ -198,25 +199,26 @@ class VPL(PreferenceModel):
         )
         warm = max(1, int(self.kl_warmup * self.n_steps))
         losses = np.empty(int(self.n_steps))
-        for step in range(int(self.n_steps)):
-            ctx, ctx_mask = self._sample(table, int(self.context_size), gen)
-            mu, log_var = net.encode(xc[ctx], xr[ctx], ctx_mask.to(dt))
-            eps = torch.randn(mu.shape, generator=gen).to(dev, dt)
-            z = mu + torch.exp(0.5 * log_var) * eps
-            tgt, tgt_mask = self._sample(table, n_targets, gen)
-            t_u = tgt_mask.sum(1).to(dt)
-            zt = z[:, None, :].expand(-1, 2 * tgt.shape[1], -1)
-            r_c, r_r = net.reward(torch.cat([xc[tgt], xr[tgt]], dim=1), zt).chunk(2, dim=1)
-            margin = r_c - r_r
-            nll = (F.softplus(-margin) * tgt_mask).sum(1) * n_pairs / t_u
-            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
-            beta = self.beta * min(1.0, (step + 1) / warm)
-            loss = (nll.sum() + beta * kl.sum()) / n_total
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses[step] = float(loss.detach())
+        with cpu_threads(1, dev):  # a small network: one thread is faster than two on the CPU
+            for step in range(int(self.n_steps)):
+                ctx, ctx_mask = self._sample(table, int(self.context_size), gen)
+                mu, log_var = net.encode(xc[ctx], xr[ctx], ctx_mask.to(dt))
+                eps = torch.randn(mu.shape, generator=gen).to(dev, dt)
+                z = mu + torch.exp(0.5 * log_var) * eps
+                tgt, tgt_mask = self._sample(table, n_targets, gen)
+                t_u = tgt_mask.sum(1).to(dt)
+                zt = z[:, None, :].expand(-1, 2 * tgt.shape[1], -1)
+                r_c, r_r = net.reward(torch.cat([xc[tgt], xr[tgt]], dim=1), zt).chunk(2, dim=1)
+                margin = r_c - r_r
+                nll = (F.softplus(-margin) * tgt_mask).sum(1) * n_pairs / t_u
+                kl = 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
+                beta = self.beta * min(1.0, (step + 1) / warm)
+                loss = (nll.sum() + beta * kl.sum()) / n_total
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                losses[step] = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         net.eval()
         for p in net.parameters():
