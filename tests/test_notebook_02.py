@@ -1,7 +1,6 @@
 """Run notebooks/02_cultural_bias_audit.ipynb with papermill and small parameters; check metrics.json."""
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,8 @@ SMALL = {
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory, plural_kit_data_home):
-    papermill = pytest.importorskip("papermill")
+    import papermill
     out = tmp_path_factory.mktemp("nb02")
-    repo = str(NOTEBOOK.parents[1])
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
     papermill.execute_notebook(str(NOTEBOOK), str(out / "out.ipynb"), parameters={**SMALL, "output_dir": str(out)},
                                kernel_name="python3", cwd=str(out), progress_bar=False)
     return json.loads((out / "metrics.json").read_text())

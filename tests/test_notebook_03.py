@@ -20,7 +20,7 @@ SMALL = {
 
 @pytest.mark.slow
 def test_notebook_03_small(tmp_path):
-    papermill = pytest.importorskip("papermill")
+    import papermill
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent),
                                kernel_name="python3", progress_bar=False,
                                parameters={**SMALL, "output_dir": str(tmp_path)})

@@ -64,3 +64,14 @@ def test_find_notebook_by_prefix():
 def test_save_metrics_converts_numpy_and_pandas(tmp_path):
     path = save_metrics(tmp_path, {"a": np.float32(0.5), "b": np.arange(3), "c": pd.Series({"x": 1}), "d": float("nan")})
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1, 2], "c": {"x": 1}, "d": None}
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = save_metrics(tmp_path, {"a": 1})
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
