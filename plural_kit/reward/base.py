@@ -89,13 +89,7 @@ class PreferenceModel(BaseEstimator):
         """Fit on pairs: ``chosen``/``rejected`` (n, d) floats, ``users`` (n,) ids or None."""
         chosen, rejected, users = check_pairs(chosen, rejected, users)
         self.n_features_in_ = chosen.shape[1]
-        if users is None:
-            self.users_ = np.array([], dtype=object)
-            idx = np.full(chosen.shape[0], POPULATION)
-        else:
-            self.users_ = np.array(list(dict.fromkeys(users.tolist())), dtype=object)
-            idx = self._user_index(users, warn=False)
-        self._fit(chosen, rejected, idx)
+        self._fit(chosen, rejected, self._set_users(users, chosen.shape[0]))
         return self
 
     def reward(self, x, users=None) -> np.ndarray:
@@ -123,14 +117,26 @@ class PreferenceModel(BaseEstimator):
         if users is None:
             raise ValueError("'adapt' needs 'users': the id of the user who judged each pair")
         chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
+        self._adapt(chosen, rejected, self._add_users(users))
+        return self
+
+    # ---- helpers for subclasses -----------------------------------------------------
+    def _set_users(self, users, n: int) -> np.ndarray:
+        """Record the users of ``fit`` in ``users_`` (first-seen order); return each pair's index."""
+        if users is None:
+            self.users_ = np.array([], dtype=object)
+            return np.full(n, POPULATION)
+        self.users_ = np.array(list(dict.fromkeys(users.tolist())), dtype=object)
+        return self._user_index(users, warn=False)
+
+    def _add_users(self, users) -> np.ndarray:
+        """Append the users of ``adapt`` not yet known (allocating their parameters); return each pair's index."""
         known = set(self.users_.tolist())
         new = [u for u in dict.fromkeys(users.tolist()) if u not in known]
         self.users_ = np.concatenate([self.users_, np.array(new, dtype=object)])
         self._grow_users(len(new))
-        self._adapt(chosen, rejected, self._user_index(users, warn=False))
-        return self
+        return self._user_index(users, warn=False)
 
-    # ---- helpers for subclasses -----------------------------------------------------
     def _user_index(self, users, n: int | None = None, warn: bool = True) -> np.ndarray:
         """Map user ids to indices into ``users_``; unknown ids map to POPULATION (with a warning)."""
         if users is None:

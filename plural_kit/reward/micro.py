@@ -94,13 +94,7 @@ class MiCRo(PreferenceModel):
         self.n_prompt_features_ = 0
         prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
         self.n_features_in_ = chosen.shape[1]
-        if users is None:
-            self.users_ = np.array([], dtype=object)
-            idx = np.full(chosen.shape[0], POPULATION)
-        else:
-            self.users_ = np.array(list(dict.fromkeys(users.tolist())), dtype=object)
-            idx = self._user_index(users, warn=False)
-        self._fit(chosen, rejected, idx, prompts)
+        self._fit(chosen, rejected, self._set_users(users, chosen.shape[0]), prompts)
         return self
 
     def reward(self, x, users=None, prompts=None) -> np.ndarray:
@@ -138,11 +132,7 @@ class MiCRo(PreferenceModel):
             raise ValueError("'adapt' needs 'users': the id of the user (or context) of each pair")
         chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
         prompts = self._check_prompts(prompts, chosen.shape[0])
-        known = set(self.users_.tolist())
-        new = [u for u in dict.fromkeys(users.tolist()) if u not in known]
-        self.users_ = np.concatenate([self.users_, np.array(new, dtype=object)])
-        self._grow_users(len(new))
-        self._adapt_offsets(chosen, rejected, self._user_index(users, warn=False), prompts)
+        self._adapt_offsets(chosen, rejected, self._add_users(users), prompts)
         return self
 
     # ---- validation ------------------------------------------------------------------
