@@ -75,3 +75,17 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("lesson", ["01", "02", "03", "04"])
+def test_every_lesson_parameter_is_visible_to_papermill(lesson):
+    """papermill must parse every assignment of the parameters cell, or -p NAME is refused."""
+    import re
+
+    from plural_kit.report import notebook_parameters
+
+    path = find_notebook(lesson)
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = set(re.findall(r"^(\w+)\s*(?::[^=]+)?=", cell.source, flags=re.M))
+    assert assigned and assigned == set(notebook_parameters(path))
