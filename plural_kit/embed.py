@@ -51,6 +51,20 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A sha256 hex digest of what decides a tokenizer's ids: class, vocabulary size, special
+    tokens, BOS handling and chat template (same weights + another tokenizer = another cache)."""
+    parts = {
+        "class": type(tokenizer).__name__,
+        "vocab": len(tokenizer),
+        "special": {k: str(v) for k, v in sorted(tokenizer.special_tokens_map.items())},
+        "add_bos": getattr(tokenizer, "add_bos_token", None),
+        "chat_template": getattr(tokenizer, "chat_template", None),
+        "sample": tokenizer("plural_kit tokenizer fingerprint: Ünïcödé 123")["input_ids"],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _digests(texts: Sequence[str]) -> np.ndarray:
     """(n, 32) uint8 sha256 of each text."""
     return np.frombuffer(b"".join(hashlib.sha256(t.encode("utf-8")).digest() for t in texts),
@@ -135,7 +149,8 @@ class EmbeddingExtractor:
         root = cache_home() / "embeddings" if self.cache_dir == "auto" else Path(self.cache_dir).expanduser()
         eng = self.engine
         key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
-               "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length}
+               "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length,
+               "tokenizer": tokenizer_fingerprint(eng.tokenizer), "padding_side": eng.padding_side}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         name = getattr(eng.model, "plural_kit_name", None) or eng.model.config._name_or_path or "model"
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).name)[:60]

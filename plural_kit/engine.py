@@ -86,7 +86,10 @@ def _replace_first(output, hidden: torch.Tensor):
         return hidden
     if isinstance(output, tuple):
         return (hidden, *output[1:])
-    output[0] = hidden  # ModelOutput / list
+    if hasattr(output, "keys"):  # ModelOutput: replace its first field
+        output[next(iter(output.keys()))] = hidden
+    else:  # list
+        output[0] = hidden
     return output
 
 
@@ -147,6 +150,11 @@ class ForwardEngine:
         self.pad_token_id = int(pad if pad is not None else 0)
         base_params = inspect.signature(model.base_model.forward).parameters
         self._pass_position_ids = "position_ids" in base_params
+        # Positions count real tokens only (left padding then matches no padding). RoBERTa-style
+        # encoders (RoBERTa, XLM-R, CamemBERT, MPNet) number them from padding_idx + 1.
+        embeddings = getattr(model.base_model, "embeddings", None)
+        pad_idx = getattr(embeddings, "padding_idx", None) if not self.is_causal else None
+        self._position_offset = 0 if pad_idx is None else int(pad_idx) + 1
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cap: int | None = None  # batch-size cap set by out-of-memory back-off
 
@@ -233,7 +241,7 @@ class ForwardEngine:
             mask[row, span] = 1
         batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
         if self._pass_position_ids:
-            batch["position_ids"] = (mask.cumsum(1) - 1).clamp(min=0).to(self.device)
+            batch["position_ids"] = ((mask.cumsum(1) - 1).clamp(min=0) + self._position_offset).to(self.device)
         return batch
 
     def _batches(self, ids: list[list[int]], step: Callable[[dict, np.ndarray], object], side: str, desc: str,

@@ -149,3 +149,22 @@ def test_smollm_pairs_use_the_chat_template(tmp_path):
     emb = ex.encode_pairs(["Is water wet?", "Is fire cold?"], ["Yes, in everyday language.", "No."])
     assert emb.shape == (2, 576) and np.isfinite(emb).all()
     assert (tmp_path / ex.cache_path().name / "key.json").exists()
+
+
+def test_cache_key_follows_the_tokenizer(tmp_path):
+    """Same weights, another tokenizer setting: another cache folder (no stale embeddings)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from plural_kit.embed import EmbeddingExtractor
+    from plural_kit.models import _bundle_path
+
+    tok_a = AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+    tok_b = AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+    tok_b.add_special_tokens({"additional_special_tokens": ["<extra>"]})
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(tok_b), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, architectures=["BertModel"])).eval()
+    kw = dict(layer=-1, pooling="mean", device="cpu", dtype="float32", cache_dir=tmp_path, progress=False)
+    path_a = EmbeddingExtractor(model, tok_a, **kw).cache_path()
+    assert EmbeddingExtractor(model, tok_a, **kw).cache_path() == path_a
+    assert EmbeddingExtractor(model, tok_b, **kw).cache_path() != path_a

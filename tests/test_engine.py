@@ -262,3 +262,28 @@ def test_smollm_bf16_matches_fp32_and_chat_template(smollm):
     quiz = eng.apply_chat_template(["Which is a fruit? (A) apple (B) car. Answer with A or B."])
     lp = eng.next_token_logprobs(quiz + ["The capital of France is"], ["A", "B", " Paris", " London"])
     assert lp.shape == (2, 4) and lp[0, 0] > lp[0, 1] and lp[1, 2] > lp[1, 3]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_roberta_positions_are_the_models_own(tokenizer, side):
+    """RoBERTa numbers positions from padding_idx + 1: the engine must not pass 0-based ids."""
+    from transformers import RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    cfg = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, max_position_embeddings=260, pad_token_id=tokenizer.pad_token_id,
+                        architectures=["RobertaModel"])
+    model = RobertaModel(cfg).eval()
+    engine = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", progress=False, padding_side=side)
+    got = engine.hidden_states(TEXTS, layers=[-1], pooling="mean")[-1]
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(got[i], reference(model, tokenizer, text, -1).mean(0), atol=1e-4)
+
+
+def test_hooks_replace_the_first_field_of_a_model_output():
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from plural_kit.engine import _replace_first
+
+    out = _replace_first(BaseModelOutput(last_hidden_state=torch.zeros(1, 2, 3)), torch.ones(1, 2, 3))
+    assert torch.equal(out.last_hidden_state, torch.ones(1, 2, 3))
