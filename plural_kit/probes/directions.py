@@ -84,7 +84,9 @@ def directional_ablation(engine, r, layers: Iterable[int] | None = None):
     Applied at every position to the embeddings and to the output of every block (``layers=None``:
     0..n_layers in HF ``hidden_states`` numbering), so no block reads ``r`` from the stream it
     receives (within a block, attention can still write ``r`` that its MLP reads; it is removed
-    at the block's output). Built on ``engine.hooks``, which are removed on exit.
+    at the block's output). Built on ``engine.hooks``, which are removed on exit. The hook at
+    the last layer acts before the model's final norm, while ``engine.hidden_states`` at the
+    last layer reads after it, so that one read can still carry a component along ``r``.
     """
     r_hat = torch.from_numpy(unit(r))
     _check_width(engine, r_hat)
