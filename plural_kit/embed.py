@@ -94,6 +94,10 @@ class EmbeddingExtractor:
         layer, pooling, dtype, max_length and the sha256 of each text.
     chunk_size
         Rows per cache file: an interrupted run loses at most this many computed rows.
+    compile
+        ``torch.compile`` the engine's packed forward for Llama-family models (see
+        :class:`~plural_kit.engine.ForwardEngine`): a one-off ~10-30 s that pays for itself
+        over tens of thousands of tokens.
 
     The model is loaded on first use; :attr:`engine` exposes the engine.
     """
@@ -101,7 +105,8 @@ class EmbeddingExtractor:
     def __init__(self, model, tokenizer=None, layer: int = -2, pooling: Pooling = "last",
                  device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                  batch_size: int | str = "auto", max_length: int = 512,
-                 cache_dir: str | os.PathLike | None = "auto", progress: bool = True, chunk_size: int = 1024):
+                 cache_dir: str | os.PathLike | None = "auto", progress: bool = True, chunk_size: int = 1024,
+                 compile: bool = False):
         ForwardEngine._check_pooling(pooling)
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise TypeError(f"layer must be an int, got {layer!r}")
@@ -118,12 +123,14 @@ class EmbeddingExtractor:
         self.cache_dir = cache_dir
         self.progress = progress
         self.chunk_size = chunk_size
+        self.compile = compile
         self._engine: ForwardEngine | None = model if isinstance(model, ForwardEngine) else None
 
     def get_params(self, deep: bool = False) -> dict:
         """The constructor arguments (scikit-learn convention)."""
         return {k: getattr(self, k) for k in ("model", "tokenizer", "layer", "pooling", "device", "dtype",
-                                               "batch_size", "max_length", "cache_dir", "progress", "chunk_size")}
+                                               "batch_size", "max_length", "cache_dir", "progress", "chunk_size",
+                                               "compile")}
 
     @property
     def engine(self) -> ForwardEngine:
@@ -131,7 +138,7 @@ class EmbeddingExtractor:
         if self._engine is None:
             self._engine = ForwardEngine(self.model, self.tokenizer, device=self.device, dtype=self.dtype,
                                          batch_size=self.batch_size, max_length=self.max_length,
-                                         progress=self.progress)
+                                         progress=self.progress, compile=self.compile)
             self._engine._resolve_layer(self.layer)  # fail early on a layer the model lacks
         return self._engine
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from plural_kit.device import get_device, get_dtype
 from plural_kit.models import is_causal_lm, load_model
+from plural_kit.packed import PackedDecoder, packed_support
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,21 @@ class ForwardEngine:
         both); log-probs and generation always pad on the left.
     progress
         Show a ``tqdm.auto`` bar.
+    packed
+        Hidden states of Llama-family decoders (Llama, Mistral, Qwen2, SmolLM2) on packed,
+        padding-free tokens with fused projections (:mod:`plural_kit.packed`): same values up to
+        rounding, ~1.5-2x faster on CPU. ``"auto"``: when the model is supported, no hooks are
+        registered on it and the fused weight copies take at most 1 GiB; ``True``: always (an
+        unsupported model raises ``ValueError``); ``False``: never.
+    compile
+        ``torch.compile`` the packed block function (a one-off ~10-30 s, worth it for tens of
+        thousands of tokens; falls back to eager with a warning if compiling fails).
     """
 
     def __init__(self, model, tokenizer=None, *, device: str | torch.device = "auto",
                  dtype: str | torch.dtype = "auto", batch_size: int | str = "auto", max_length: int = 512,
-                 padding_side: str | None = None, progress: bool = True):
+                 padding_side: str | None = None, progress: bool = True, packed: bool | str = "auto",
+                 compile: bool = False):
         if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
             name = str(model)
             model, loaded_tok = load_model(name, device=device, dtype=dtype)
@@ -133,6 +144,8 @@ class ForwardEngine:
             raise ValueError(f"max_length must be a positive int, got {max_length!r}")
         if padding_side not in (None, "left", "right"):
             raise ValueError(f"padding_side must be None, 'left' or 'right', got {padding_side!r}")
+        if packed not in ("auto", True, False):
+            raise ValueError(f"packed must be 'auto', True or False, got {packed!r}")
         self.device = get_device(device)
         self.dtype = get_dtype(dtype, self.device)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
@@ -157,6 +170,15 @@ class ForwardEngine:
         self._position_offset = 0 if pad_idx is None else int(pad_idx) + 1
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cap: int | None = None  # batch-size cap set by out-of-memory back-off
+        self.packed, self.compile = packed, bool(compile)
+        self._packed_reason = packed_support(model, self.blocks, self.max_length) if self.is_causal else \
+            "an encoder, not a decoder"
+        if packed is True and self._packed_reason:
+            raise ValueError(f"packed=True, but {type(model).__name__} is not supported: {self._packed_reason}")
+        self._packed_decoder: PackedDecoder | None = None
+        self._packed_key: tuple | None = None
+        self._residual_hooks: list[tuple[int, HookFn]] = []  # (layer, fn) of the active :meth:`hooks`
+        self._own_hook_ids: set[int] = set()
 
     # ------------------------------------------------------------------ text preparation
     def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
@@ -245,10 +267,12 @@ class ForwardEngine:
         return batch
 
     def _batches(self, ids: list[list[int]], step: Callable[[dict, np.ndarray], object], side: str, desc: str,
-                 extra_tokens: int = 0, progress: bool | None = None) -> Iterator[tuple[np.ndarray, object]]:
+                 extra_tokens: int = 0, progress: bool | None = None, collate: bool = True
+                 ) -> Iterator[tuple[np.ndarray, object]]:
         """Run ``step(batch, indices)`` over length-sorted batches; yield ``(indices into ids, step output)``.
 
-        Out-of-memory halves the batch (down to one text) and retries.
+        ``batch`` is the padded tensors of :meth:`_collate`, or with ``collate=False`` the list of
+        token-id lists. Out-of-memory halves the batch (down to one text) and retries.
         """
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
@@ -261,7 +285,8 @@ class ForwardEngine:
                 size = int(max(1, min(limit, budget // width, len(order) - pos)))
                 idx = order[pos: pos + size]
                 try:
-                    out = step(self._collate([ids[i] for i in idx], side), idx)
+                    seqs = [ids[i] for i in idx]
+                    out = step(self._collate(seqs, side) if collate else seqs, idx)
                 except Exception as err:
                     if not _is_oom(err) or size == 1:
                         raise
@@ -275,6 +300,39 @@ class ForwardEngine:
                 bar.update(size)
 
     # ------------------------------------------------------------------ hidden states
+    def _has_foreign_hooks(self) -> bool:
+        """Whether a forward hook other than this engine's :meth:`hooks` (or an accelerate dispatch
+        hook) could change or read this model's pass; the packed path would bypass it."""
+        from torch.nn.modules import module as torch_module
+
+        if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+            return True
+        own = self._own_hook_ids
+        return any(hasattr(m, "_hf_hook") or any(i not in own for i in m._forward_hooks)
+                   or any(i not in own for i in m._forward_pre_hooks) for m in self.model.modules())
+
+    def packed_decoder(self) -> PackedDecoder | None:
+        """The :class:`~plural_kit.packed.PackedDecoder` that :meth:`hidden_states` uses now, or
+        ``None`` when it uses the model itself (see the ``packed`` parameter; hooks registered on
+        the model by anything but :meth:`hooks` also turn it off). Rebuilt when the model's
+        weights change in place or move."""
+        if self.packed is False or self._packed_reason is not None or self._has_foreign_hooks():
+            return None
+        linears = [lin.weight for b in self.blocks for part in (b.self_attn, b.mlp) for lin in part.children()
+                   if isinstance(lin, nn.Linear)]
+        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in linears)
+        if key != self._packed_key:
+            self._packed_decoder = None
+            fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+            extra = sum(lin.weight.nbytes for b in self.blocks for part in (b.self_attn, b.mlp)
+                        for name, lin in part.named_children() if name in fused)
+            if self.packed == "auto" and extra > 2**30:
+                logger.info("not packing: the fused weights would take %.1f GiB (limit 1 GiB)", extra / 2**30)
+                return None
+            self._packed_decoder = PackedDecoder(self.model, self.blocks, compile=self.compile)
+            self._packed_key = key
+        return self._packed_decoder
+
     def _resolve_layer(self, layer: int) -> int:
         n = self.n_layers
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -(n + 1) <= layer <= n:
@@ -315,6 +373,15 @@ class ForwardEngine:
         wanted = sorted(set(resolved.values()))
         deepest = wanted[-1]
         ids = self.encode(texts)
+        packed = self.packed_decoder()
+        if packed is not None:
+            def packed_step(seqs, idx):
+                got = packed.pooled(seqs, wanted, pooling, hooks=self._residual_hooks)
+                return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
+
+            yield from self._batches(ids, packed_step, "right", desc="hidden states", progress=progress,
+                                     collate=False)
+            return
 
         @torch.inference_mode()
         def step(batch, idx):
@@ -504,6 +571,7 @@ class ForwardEngine:
         if not isinstance(fns, Mapping) or not fns:
             raise ValueError("hooks needs a non-empty {layer: fn} mapping")
         handles = []
+        residual = []  # the same hooks, for the packed path (which applies them itself)
         try:
             for layer, fn in fns.items():
                 if not callable(fn):
@@ -522,7 +590,14 @@ class ForwardEngine:
                         new = _fn(_first(output))
                         return None if new is None else _replace_first(output, new)
                     handles.append(self.blocks[lay - 1].register_forward_hook(post))
+                residual.append((lay, fn))
+            self._own_hook_ids.update(h.id for h in handles)
+            self._residual_hooks.extend(residual)
             yield self
         finally:
             for h in handles:
                 h.remove()
+                self._own_hook_ids.discard(h.id)
+            for item in residual:
+                if item in self._residual_hooks:
+                    self._residual_hooks.remove(item)

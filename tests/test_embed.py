@@ -67,7 +67,9 @@ def test_cache_resumes_after_interruption(engine, tmp_path):
         assert seen["rows"] == 0  # all from disk, any order
     finally:
         handle.remove()
-    np.testing.assert_allclose(resumed, plain, rtol=1e-6)
+    # the counting hook sends the engine through the model's own forward instead of the packed
+    # one (see test_packed.py): equal up to fp32 rounding
+    np.testing.assert_allclose(resumed, plain, rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(again, resumed[::-1])
 
 

@@ -1,0 +1,145 @@
+"""The packed (padding-free) hidden-state path against the model's own forward.
+
+Tiny random Llama, Mistral and Qwen2 models in fp32, so the two paths agree to rounding.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from transformers import (AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+
+from plural_kit.engine import ForwardEngine
+from plural_kit.models import _bundle_path
+from plural_kit.packed import PackedDecoder, packed_support
+
+TEXTS = [
+    "A much longer sentence about how the values and preferences of different people differ.",
+    "Short.",
+    "Hello there, how are you doing today?",
+    "Yes",
+    "Two words",
+    "Preference data from many annotators disagrees more often than one might expect, and more.",
+    "x",
+]
+LAYERS = [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+
+
+def tiny(kind: str, tokenizer, **extra):
+    torch.manual_seed(0)
+    common = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  pad_token_id=tokenizer.pad_token_id, **extra)
+    cls, cfg = {"llama": (LlamaForCausalLM, LlamaConfig), "mistral": (MistralForCausalLM, MistralConfig),
+                "qwen2": (Qwen2ForCausalLM, Qwen2Config)}[kind]
+    model = cls(cfg(**common)).eval()
+    with torch.no_grad():  # non-trivial norm weights and biases
+        for name, p in model.named_parameters():
+            if "norm" in name or name.endswith("bias"):
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module", params=["llama", "mistral", "qwen2", "llama-biased"])
+def model(request, tokenizer):
+    if request.param == "llama-biased":
+        return tiny("llama", tokenizer, attention_bias=True, mlp_bias=True)
+    return tiny(request.param, tokenizer)
+
+
+def engines(model, tokenizer, **kw):
+    fast = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", progress=False, **kw)
+    plain = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", progress=False, packed=False)
+    assert fast.packed_decoder() is not None and plain.packed_decoder() is None
+    return fast, plain
+
+
+def assert_same(a: dict, b: dict):
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=2e-5, atol=2e-6, err_msg=f"layer {k}")
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", 0, -3, 40])
+@pytest.mark.parametrize("batch_size", [3, "auto"])
+def test_packed_equals_the_models_forward(model, tokenizer, pooling, batch_size):
+    fast, plain = engines(model, tokenizer, batch_size=batch_size)
+    assert_same(fast.hidden_states(TEXTS, LAYERS, pooling), plain.hidden_states(TEXTS, LAYERS, pooling))
+
+
+def test_engine_hooks_run_inside_the_packed_path(model, tokenizer):
+    fast, plain = engines(model, tokenizer, batch_size=4)
+    r = torch.linspace(-1, 1, 32)
+    fns = {0: lambda h: h * 1.5, 2: lambda h: h + r, 3: lambda h: None}
+    with fast.hooks(fns):
+        assert fast.packed_decoder() is not None  # its own hooks do not turn the packed path off
+        hooked = fast.hidden_states(TEXTS, LAYERS)
+    with plain.hooks(fns):
+        assert fast.packed_decoder() is None  # another engine's hooks on the same model do
+        assert_same(hooked, plain.hidden_states(TEXTS, LAYERS))
+    assert not fast._residual_hooks and not fast._own_hook_ids
+    assert not np.allclose(hooked[2], fast.hidden_states(TEXTS, [2])[2])
+
+
+def test_a_foreign_hook_turns_the_packed_path_off(tokenizer):
+    model = tiny("llama", tokenizer)
+    fast, plain = engines(model, tokenizer)
+    seen = []
+    handle = model.model.layers[1].mlp.register_forward_hook(lambda m, a, out: seen.append(out.shape))
+    try:
+        assert fast.packed_decoder() is None
+        assert_same(fast.hidden_states(TEXTS, [2]), plain.hidden_states(TEXTS, [2]))
+        assert seen  # the hook ran
+    finally:
+        handle.remove()
+    assert fast.packed_decoder() is not None
+
+
+def test_rebuilt_after_the_weights_change_in_place(tokenizer):
+    model = tiny("llama", tokenizer)
+    fast, plain = engines(model, tokenizer)
+    before = fast.hidden_states(TEXTS, [3])[3]
+    with torch.no_grad():
+        model.model.layers[0].self_attn.k_proj.weight.mul_(3.0)
+    after = fast.hidden_states(TEXTS, [3])[3]
+    assert not np.allclose(before, after)
+    assert_same({3: after}, plain.hidden_states(TEXTS, [3]))
+
+
+def test_unsupported_models_use_their_own_forward(tokenizer):
+    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=48,
+                                num_hidden_layers=2, num_attention_heads=4)).eval()
+    eng = ForwardEngine(bert, tokenizer, device="cpu", dtype="float32", progress=False)
+    assert eng.packed_decoder() is None
+    with pytest.raises(ValueError, match="not supported: an encoder"):
+        ForwardEngine(bert, tokenizer, device="cpu", dtype="float32", packed=True)
+    gelu = tiny("llama", tokenizer, hidden_act="gelu")
+    assert "hidden_act" in packed_support(gelu, gelu.model.layers, 512)
+    windowed = tiny("mistral", tokenizer, sliding_window=16)
+    assert "sliding-window" in packed_support(windowed, windowed.model.layers, 256)
+    with pytest.raises(ValueError, match="packed must be"):
+        ForwardEngine(gelu, tokenizer, packed="yes")
+
+
+def test_compiled_block_equals_eager(tokenizer):
+    model = tiny("llama", tokenizer)
+    eager = PackedDecoder(model, model.model.layers)
+    compiled = PackedDecoder(model, model.model.layers, compile=True)
+    ids = [tokenizer(t)["input_ids"] for t in TEXTS]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for batch in (ids[:3], ids[3:], ids):  # several shapes: dynamic, no recompiles needed
+            got = compiled.pooled(batch, LAYERS, "mean")
+            want = eager.pooled(batch, LAYERS, "mean")
+            for k in LAYERS:
+                torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+    # without a working C++ compiler it falls back to eager, and says so
+    assert compiled.compiled or any("torch.compile failed" in str(w.message) for w in caught)
