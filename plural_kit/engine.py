@@ -234,8 +234,8 @@ class ForwardEngine:
         return ids  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ batching
-    def _token_budget(self) -> tuple[int, int]:
-        """(max padded tokens, max texts) per batch."""
+    def _token_budget(self, packed: bool = False) -> tuple[int, int]:
+        """(max padded tokens, max texts) per batch (``packed``: for the packed path)."""
         if isinstance(self.batch_size, int):
             limit = self.batch_size
             budget = math.inf
@@ -245,6 +245,8 @@ class ForwardEngine:
             inter = getattr(self.model.config, "intermediate_size", 4 * d)
             per_token = (12 * d + 3 * inter) * torch.finfo(self.dtype).bits // 8
             budget, limit = int(min(max(0.25 * free / per_token, 2048), 262144)), 512
+        elif packed:  # CPU, no padding and fused projections: measured, 2k tokens beat 1k and match 4k
+            budget, limit = 2048, 128
         else:  # CPU: small batches keep activations in cache (measured: 1-2k tokens beat 4-16k)
             budget, limit = 1024, 64
         if self._cap is not None:
@@ -280,7 +282,7 @@ class ForwardEngine:
         pos = 0
         with tqdm(total=len(ids), desc=desc, disable=not show, leave=False) as bar:
             while pos < len(order):
-                budget, limit = self._token_budget()
+                budget, limit = self._token_budget(packed=not collate)
                 width = int(lengths[order[pos]]) + extra_tokens  # longest first: the first row sets the width
                 size = int(max(1, min(limit, budget // width, len(order) - pos)))
                 idx = order[pos: pos + size]

@@ -11,8 +11,9 @@ in the small element-wise kernels and in padding as in its matrix products:
   no mask is built and the flash-attention kernel skips the masked half;
 * **fused projections** — q, k and v in one matrix product, gate and up in another (larger
   products run nearer the matmul peak); the fused copies cost memory equal to those weights;
-* **fewer element-wise passes** — RMSNorm from one norm reduction, rotary embedding on q and
-  k at once;
+* **fewer element-wise passes** — RMSNorm weights folded into the fused projections, the
+  norm itself one reduction and one product; rotary embedding on q and k at once, in place;
+  residual adds done by the matrix products (``addmm``);
 * **optional** ``torch.compile`` of the one block function that every block shares (dynamic
   shapes, so a new batch shape does not recompile), which fuses the norms, rotary embedding,
   SiLU and residual adds into a few loops. It needs a C++ compiler on CPU; if compiling fails
@@ -77,6 +78,12 @@ def packed_support(model: nn.Module, blocks: Sequence[nn.Module], max_length: in
     return None
 
 
+def _fuse(linears: Sequence[nn.Linear], norm_weight: torch.Tensor) -> torch.Tensor:
+    """The linears' weights stacked, with the preceding RMSNorm's weight folded in:
+    W @ (g * x) = (W * g) @ x."""
+    return torch.cat([lin.weight for lin in linears]) * norm_weight
+
+
 def _cat_bias(linears: Sequence[nn.Linear]) -> torch.Tensor | None:
     if all(m.bias is None for m in linears):
         return None
@@ -85,32 +92,37 @@ def _cat_bias(linears: Sequence[nn.Linear]) -> torch.Tensor | None:
 
 def _make_block(n_heads: int, n_kv_heads: int, head_dim: int):
     """The forward of one block on packed tokens; weights come in as arguments, so all blocks
-    share it (and one ``torch.compile`` serves them all)."""
+    share it (and one ``torch.compile`` serves them all). The RMSNorm weights are folded into
+    the fused projections that follow them (see :class:`PackedDecoder`)."""
     n_qk = (n_heads + n_kv_heads) * head_dim
 
-    def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    def rms_scale(x: torch.Tensor, eps: float) -> torch.Tensor:
+        """x / rms(x), the RMSNorm without its weight."""
         scale = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
-        scale = (scale.square() / x.shape[-1] + eps).rsqrt().to(x.dtype)
-        return x * scale * weight
+        return x * (scale.square() / x.shape[-1] + eps).rsqrt().to(x.dtype)
 
-    def block(x, w_in, eps_in, w_qkv, b_qkv, w_o, b_o, w_post, eps_post, w_gu, b_gu, w_down, b_down,
-              cos, sin, slot, n_texts: int, width: int):
+    def residual_linear(x, h, weight, bias):
+        """x + h @ weight.T (+ bias), the residual add done by the matmul."""
+        out = torch.addmm(x.view(-1, x.shape[-1]), h, weight.t())
+        return out if bias is None else out + bias
+
+    def block(x, eps_in, w_qkv, b_qkv, w_o, b_o, eps_post, w_gu, b_gu, w_down, b_down,
+              cos, sin_signed, slot, n_texts: int, width: int):
         n = x.shape[0]
-        qkv = F.linear(rms_norm(x, w_in, eps_in), w_qkv, b_qkv)
-        qk = qkv[:, :n_qk].view(n, n_heads + n_kv_heads, head_dim)
-        half1, half2 = qk.chunk(2, dim=-1)
-        qk = qk * cos + torch.cat((-half2, half1), dim=-1) * sin  # rotary embedding on q and k at once
-        v = qkv[:, n_qk:].view(n, n_kv_heads, head_dim)
-        padded = qk.new_zeros(n_texts * width, n_heads + 2 * n_kv_heads, head_dim)
-        padded[slot] = torch.cat((qk, v), dim=1)
+        qkv = F.linear(rms_scale(x, eps_in), w_qkv, b_qkv).view(n, -1, head_dim)
+        qk = qkv[:, : n_heads + n_kv_heads]  # rotary embedding on q and k at once:
+        half1, half2 = qk.chunk(2, dim=-1)  # sin_signed = [-sin, sin]
+        qk = qk * cos + torch.cat((half2, half1), dim=-1) * sin_signed
+        padded = qkv.new_zeros(n_texts * width, qkv.shape[1], head_dim)
+        padded[slot] = torch.cat((qk, qkv[:, n_heads + n_kv_heads:]), dim=1)
         q, k, v = padded.view(n_texts, width, -1, head_dim).transpose(1, 2).split(
             [n_heads, n_kv_heads, n_kv_heads], dim=1)
         # right padding + causal mask: no real token sees a pad token, so no attention mask
         attn = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=n_heads != n_kv_heads)
         attn = attn.transpose(1, 2).reshape(n_texts * width, n_heads * head_dim)[slot]
-        x = x + F.linear(attn, w_o, b_o)
-        gate, up = F.linear(rms_norm(x, w_post, eps_post), w_gu, b_gu).chunk(2, dim=-1)
-        return x + F.linear(F.silu(gate) * up, w_down, b_down)
+        x = residual_linear(x, attn, w_o, b_o)
+        gate, up = F.linear(rms_scale(x, eps_post), w_gu, b_gu).chunk(2, dim=-1)
+        return residual_linear(x, F.silu(gate).mul_(up), w_down, b_down)
 
     return block
 
@@ -145,11 +157,11 @@ class PackedDecoder:
             for b in blocks:
                 a, m = b.self_attn, b.mlp
                 qkv, gu = (a.q_proj, a.k_proj, a.v_proj), (m.gate_proj, m.up_proj)
+                norm_in, norm_post = b.input_layernorm, b.post_attention_layernorm
                 self.weights.append((
-                    b.input_layernorm.weight, b.input_layernorm.variance_epsilon,
-                    torch.cat([lin.weight for lin in qkv]), _cat_bias(qkv), a.o_proj.weight, a.o_proj.bias,
-                    b.post_attention_layernorm.weight, b.post_attention_layernorm.variance_epsilon,
-                    torch.cat([lin.weight for lin in gu]), _cat_bias(gu), m.down_proj.weight, m.down_proj.bias))
+                    norm_in.variance_epsilon, _fuse(qkv, norm_in.weight), _cat_bias(qkv), a.o_proj.weight,
+                    a.o_proj.bias, norm_post.variance_epsilon, _fuse(gu, norm_post.weight), _cat_bias(gu),
+                    m.down_proj.weight, m.down_proj.bias))
         self._eager = _make_block(n_heads, n_kv_heads, attn.head_dim)
         self._block = torch.compile(self._eager, dynamic=True) if compile else self._eager
         self.compiled = compile
@@ -199,7 +211,9 @@ class PackedDecoder:
                 return h[rows].float()
 
         x = self.base.embed_tokens(torch.tensor([t for s in seqs for t in s], device=device))
-        cos, sin = self.base.rotary_emb(x, positions.unsqueeze(0))
+        cos, sin = self.base.rotary_emb(x, positions.unsqueeze(0))  # (1, tokens, head_dim)
+        half = sin.shape[-1] // 2
+        sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         cos, sin = cos[0].unsqueeze(1).to(x.dtype), sin[0].unsqueeze(1).to(x.dtype)  # (tokens, 1, head_dim)
         edits: dict[int, list[Callable]] = {}
         for layer, fn in hooks:
