@@ -157,7 +157,8 @@ class EmbeddingExtractor:
         eng = self.engine
         key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
                "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length,
-               "tokenizer": tokenizer_fingerprint(eng.tokenizer), "padding_side": eng.padding_side}
+               "tokenizer": tokenizer_fingerprint(eng.tokenizer), "padding_side": eng.padding_side,
+               "packed": eng.packed_decoder() is not None}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         name = getattr(eng.model, "plural_kit_name", None) or eng.model.config._name_or_path or "model"
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).name)[:60]
@@ -207,13 +208,18 @@ class EmbeddingExtractor:
         """Embeddings of ``texts``: ``(n, d)`` float32, in input order.
 
         Cached texts are read from disk; the rest are computed (each distinct text once,
-        longest first) and saved every ``chunk_size`` rows.
+        longest first) and saved every ``chunk_size`` rows. While hooks are registered on the
+        model (e.g. inside ``engine.hooks``) the cache is neither read nor written.
         """
         texts = check_texts(texts)
         eng = self.engine
         out = np.empty((len(texts), eng.hidden_size), dtype=np.float32)
         keys = _digests(texts)
         path = self.cache_path()
+        if path is not None and eng.has_hooks():
+            logger.warning("hooks are registered on the model, so its outputs may be edited: "
+                           "computing without the embedding cache")
+            path = None
         todo: dict[bytes, list[int]] = {}
         if path is not None:
             index, values = self._load_cache(path)

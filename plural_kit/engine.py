@@ -313,6 +313,10 @@ class ForwardEngine:
         return any(hasattr(m, "_hf_hook") or any(i not in own for i in m._forward_hooks)
                    or any(i not in own for i in m._forward_pre_hooks) for m in self.model.modules())
 
+    def has_hooks(self) -> bool:
+        """Whether any forward hook is registered on the model (this engine's :meth:`hooks` or another's)."""
+        return bool(self._residual_hooks) or self._has_foreign_hooks()
+
     def packed_decoder(self) -> PackedDecoder | None:
         """The :class:`~plural_kit.packed.PackedDecoder` that :meth:`hidden_states` uses now, or
         ``None`` when it uses the model itself (see the ``packed`` parameter; hooks registered on

@@ -1,6 +1,8 @@
 """EmbeddingExtractor: values, the resumable disk cache, pairs, parity with sentence-transformers."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -28,16 +30,25 @@ def engine(tokenizer):
                          progress=False)
 
 
+@contextlib.contextmanager
 def count_rows(engine):
-    """Count texts that pass through block 0 (a forward pre-hook); returns (counter, handle)."""
+    """Count texts the engine computes (wrapping ``iter_hidden_states``); ``raise_after`` simulates
+    an interruption once that many rows were computed."""
     seen = {"rows": 0, "raise_after": None}
+    original = engine.iter_hidden_states
 
-    def hook(module, args, kwargs):
-        if seen["raise_after"] is not None and seen["rows"] >= seen["raise_after"]:
-            raise KeyboardInterrupt("simulated interruption")
-        seen["rows"] += (args[0] if args else kwargs["hidden_states"]).shape[0]
+    def counting(*args, **kwargs):
+        for idx, res in original(*args, **kwargs):
+            if seen["raise_after"] is not None and seen["rows"] >= seen["raise_after"]:
+                raise KeyboardInterrupt("simulated interruption")
+            seen["rows"] += len(idx)
+            yield idx, res
 
-    return seen, decoder_blocks(engine.model)[0].register_forward_pre_hook(hook, with_kwargs=True)
+    engine.iter_hidden_states = counting
+    try:
+        yield seen
+    finally:
+        del engine.iter_hidden_states
 
 
 def test_encode_matches_engine_and_cache_off(engine, tmp_path):
@@ -52,8 +63,7 @@ def test_encode_matches_engine_and_cache_off(engine, tmp_path):
 def test_cache_resumes_after_interruption(engine, tmp_path):
     plain = EmbeddingExtractor(engine, cache_dir=None).encode(TEXTS)
     ex = EmbeddingExtractor(engine, cache_dir=tmp_path, chunk_size=2)
-    seen, handle = count_rows(engine)
-    try:
+    with count_rows(engine) as seen:
         seen["raise_after"] = 6  # three batches of two, then the run is interrupted
         with pytest.raises(KeyboardInterrupt):
             ex.encode(TEXTS)
@@ -65,11 +75,7 @@ def test_cache_resumes_after_interruption(engine, tmp_path):
         seen["rows"] = 0
         again = EmbeddingExtractor(engine, cache_dir=tmp_path).encode(TEXTS[::-1])
         assert seen["rows"] == 0  # all from disk, any order
-    finally:
-        handle.remove()
-    # the counting hook sends the engine through the model's own forward instead of the packed
-    # one (see test_packed.py): equal up to fp32 rounding
-    np.testing.assert_allclose(resumed, plain, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(resumed, plain, rtol=1e-6)
     np.testing.assert_array_equal(again, resumed[::-1])
 
 
@@ -91,14 +97,28 @@ def test_cache_key_separates_layers_and_pooling_and_dedupes(engine, tmp_path):
     c = EmbeddingExtractor(engine, layer=-2, pooling="mean", cache_dir=tmp_path)
     assert len({a.cache_path(), b.cache_path(), c.cache_path()}) == 3
     assert a.cache_path() == EmbeddingExtractor(engine, layer=2, cache_dir=tmp_path).cache_path()  # -2 is 2 of 3
-    seen, handle = count_rows(engine)
-    try:
+    with count_rows(engine) as seen:
         out = a.encode(["same", "same", "other", "same"])
-    finally:
-        handle.remove()
     assert seen["rows"] == 2
     np.testing.assert_array_equal(out[0], out[3])
     assert not np.allclose(b.encode(["same"]), out[:1])
+
+
+def test_hooks_bypass_the_cache(engine, tmp_path):
+    ex = EmbeddingExtractor(engine, cache_dir=tmp_path)
+    plain = ex.encode(TEXTS[:3])
+    shift = torch.ones(engine.hidden_size)
+    with engine.hooks({1: lambda h: h + shift}):
+        steered = ex.encode(TEXTS[:3])  # not read from the cache...
+    assert not np.allclose(steered, plain)
+    np.testing.assert_array_equal(ex.encode(TEXTS[:3]), plain)  # ...nor written to it
+    handle = decoder_blocks(engine.model)[0].register_forward_hook(lambda m, a, out: None)
+    try:
+        with count_rows(engine) as seen:
+            ex.encode(TEXTS[:3])
+        assert seen["rows"] == 3  # a hook from elsewhere: computed again
+    finally:
+        handle.remove()
 
 
 def test_fingerprint_changes_with_weights(engine):
