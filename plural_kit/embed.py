@@ -95,9 +95,9 @@ class EmbeddingExtractor:
     chunk_size
         Rows per cache file: an interrupted run loses at most this many computed rows.
     compile
-        ``torch.compile`` the engine's packed forward for Llama-family models (see
-        :class:`~plural_kit.engine.ForwardEngine`): a one-off ~10-30 s that pays for itself
-        over tens of thousands of tokens.
+        ``torch.compile`` the engine's packed forward for Llama-family models on CPU (see
+        :class:`~plural_kit.engine.ForwardEngine`): ~1.3x faster after a one-off ~10-15 s, so
+        worth it from ~100k tokens.
 
     The model is loaded on first use; :attr:`engine` exposes the engine.
     """

@@ -141,7 +141,7 @@ class PackedDecoder:
         Its decoder blocks (``plural_kit.engine.decoder_blocks(model)``).
     compile
         Compile the block function with ``torch.compile(dynamic=True)`` (a one-off cost of
-        ~10-30 s, cached on disk by PyTorch across processes).
+        ~10-15 s on the bundled SmolLM2, cached on disk by PyTorch across processes).
     """
 
     def __init__(self, model: nn.Module, blocks: Sequence[nn.Module], compile: bool = False):

@@ -129,6 +129,15 @@ def test_unsupported_models_use_their_own_forward(tokenizer):
         ForwardEngine(gelu, tokenizer, packed="yes")
 
 
+def test_auto_packs_on_cpu_only(tokenizer):
+    eng = ForwardEngine(tiny("llama", tokenizer), tokenizer, device="cpu", dtype="float32", progress=False)
+    assert eng.packed_decoder() is not None
+    eng.device = torch.device("cuda")  # as if on a GPU, where the packed path is untested
+    assert eng.packed_decoder() is None
+    eng.packed = True
+    assert eng.packed_decoder() is not None
+
+
 def test_compiled_block_equals_eager(tokenizer):
     model = tiny("llama", tokenizer)
     eager = PackedDecoder(model, model.model.layers)
