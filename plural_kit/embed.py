@@ -97,7 +97,8 @@ class EmbeddingExtractor:
     compile
         ``torch.compile`` the engine's packed forward for Llama-family models on CPU (see
         :class:`~plural_kit.engine.ForwardEngine`): ~1.3x faster after a one-off ~10-15 s, so
-        worth it from ~100k tokens.
+        worth it from ~100k tokens. Like ``device`` and ``dtype``, ignored when ``model`` is
+        already an engine.
 
     The model is loaded on first use; :attr:`engine` exposes the engine.
     """
@@ -158,7 +159,7 @@ class EmbeddingExtractor:
         key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
                "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length,
                "tokenizer": tokenizer_fingerprint(eng.tokenizer), "padding_side": eng.padding_side,
-               "packed": eng.packed_decoder() is not None}
+               "packed": eng.packs()}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         name = getattr(eng.model, "plural_kit_name", None) or eng.model.config._name_or_path or "model"
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(name)).name)[:60]

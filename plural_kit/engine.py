@@ -304,35 +304,52 @@ class ForwardEngine:
                 bar.update(size)
 
     # ------------------------------------------------------------------ hidden states
-    def _has_foreign_hooks(self) -> bool:
-        """Whether a forward hook other than this engine's :meth:`hooks` (or an accelerate dispatch
-        hook) could change or read this model's pass; the packed path would bypass it."""
+    def _foreign_hooks(self, count_dispatch: bool) -> bool:
+        """Whether a forward hook other than this engine's :meth:`hooks` could change or read this
+        model's pass (``count_dispatch``: count accelerate's device-dispatch hooks too).
+        Transformers' own output-recording hooks (installed by ``output_hidden_states=True``,
+        recording only inside such a call) do not count."""
         from torch.nn.modules import module as torch_module
 
         if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
             return True
         own = self._own_hook_ids
-        return any(hasattr(m, "_hf_hook") or any(i not in own for i in m._forward_hooks)
-                   or any(i not in own for i in m._forward_pre_hooks) for m in self.model.modules())
+
+        def foreign(hooks) -> bool:
+            return any(i not in own and getattr(fn, "__module__", "") != "transformers.utils.output_capturing"
+                       for i, fn in hooks.items())
+
+        return any((count_dispatch and hasattr(m, "_hf_hook")) or foreign(m._forward_hooks)
+                   or foreign(m._forward_pre_hooks) for m in self.model.modules())
 
     def has_hooks(self) -> bool:
-        """Whether any forward hook is registered on the model (this engine's :meth:`hooks` or another's)."""
-        return bool(self._residual_hooks) or self._has_foreign_hooks()
+        """Whether any hook that may edit the model's hidden states is registered on it (this
+        engine's :meth:`hooks` or another's)."""
+        return bool(self._residual_hooks) or self._foreign_hooks(count_dispatch=False)
+
+    def packs(self) -> bool:
+        """Whether :meth:`hidden_states` takes the packed path for this model and device, hooks and
+        memory aside (see the ``packed`` parameter)."""
+        if self.packed is False or self._packed_reason is not None:
+            return False
+        return self.packed is True or self.device.type == "cpu"
 
     def packed_decoder(self) -> PackedDecoder | None:
         """The :class:`~plural_kit.packed.PackedDecoder` that :meth:`hidden_states` uses now, or
         ``None`` when it uses the model itself (see the ``packed`` parameter; hooks registered on
-        the model by anything but :meth:`hooks` also turn it off). Rebuilt when the model's
-        weights change in place or move."""
-        if self.packed is False or self._packed_reason is not None or self._has_foreign_hooks():
+        the model by anything but :meth:`hooks` also turn it off). Rebuilt when a block's
+        parameters are replaced, moved or changed in place (edits through ``.data`` are not seen:
+        build a new engine after those)."""
+        if not self.packs() or self._foreign_hooks(count_dispatch=True):
             return None
-        if self.packed == "auto" and self.device.type != "cpu":
-            return None
-        linears = [lin.weight for b in self.blocks for part in (b.self_attn, b.mlp) for lin in part.children()
-                   if isinstance(lin, nn.Linear)]
-        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in linears)
+        key = tuple((id(m), type(m)) for b in self.blocks for m in b.modules()) + tuple(
+            (id(p), p.data_ptr(), p._version, p.dtype, p.device) for b in self.blocks for p in b.parameters())
         if key != self._packed_key:
-            self._packed_decoder = None
+            self._packed_decoder, self._packed_key = None, None
+            reason = packed_support(self.model, self.blocks, self.max_length)
+            if reason is not None:
+                logger.info("not packing: %s", reason)
+                return None
             fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
             extra = sum(lin.weight.nbytes for b in self.blocks for part in (b.self_attn, b.mlp)
                         for name, lin in part.named_children() if name in fused)
@@ -386,7 +403,8 @@ class ForwardEngine:
         packed = self.packed_decoder()
         if packed is not None:
             def packed_step(seqs, idx):
-                got = packed.pooled(seqs, wanted, pooling, hooks=self._residual_hooks)
+                got = packed.pooled(seqs, wanted, pooling, hooks=self._residual_hooks,
+                                    hook_padding_side=self.padding_side)
                 return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
 
             yield from self._batches(ids, packed_step, "right", desc="hidden states", progress=progress,

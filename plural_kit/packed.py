@@ -12,7 +12,7 @@ in the small element-wise kernels and in padding as in its matrix products:
 * **fused projections** — q, k and v in one matrix product, gate and up in another (larger
   products run nearer the matmul peak); the fused copies cost memory equal to those weights;
 * **fewer element-wise passes** — RMSNorm weights folded into the fused projections, the
-  norm itself one reduction and one product; rotary embedding on q and k at once, in place;
+  norm itself one reduction and one product; rotary embedding on q and k at once;
   residual adds done by the matrix products (``addmm``);
 * **optional** ``torch.compile`` of the one block function that every block shares (dynamic
   shapes, so a new batch shape does not recompile), which fuses the norms, rotary embedding,
@@ -48,6 +48,8 @@ def packed_support(model: nn.Module, blocks: Sequence[nn.Module], max_length: in
     names = {type(b).__name__ for b in blocks}
     if not names <= set(SUPPORTED_BLOCKS):
         return f"blocks are {sorted(names)}, not one of {SUPPORTED_BLOCKS}"
+    if not all(type(b).__module__.startswith("transformers.models.") for b in blocks):
+        return "the blocks are not transformers' own classes"
     base = model.base_model
     for attr in ("embed_tokens", "rotary_emb", "norm"):
         if not hasattr(base, attr):
@@ -58,14 +60,16 @@ def packed_support(model: nn.Module, blocks: Sequence[nn.Module], max_length: in
         return "pretraining_tp > 1"
     window = getattr(cfg, "sliding_window", None)
     layer_types = set(getattr(cfg, "layer_types", None) or ["full_attention"])
-    uses_window = getattr(cfg, "use_sliding_window", True) and (window is not None or layer_types != {"full_attention"})
+    uses_window = window is not None or layer_types != {"full_attention"}
+    if names == {"Qwen2DecoderLayer"}:  # Qwen2 alone switches its window with use_sliding_window
+        uses_window = uses_window and getattr(cfg, "use_sliding_window", False)
     if uses_window and (window is None or window < max_length):
         return f"sliding-window attention (window {window}) shorter than max_length {max_length}"
     for b in blocks:
         for part, linears in _LINEARS.items():
             module = getattr(b, part, None)
-            if module is None or not all(isinstance(getattr(module, n, None), nn.Linear) for n in linears):
-                return f"a block's {part} lacks the linear layers {linears}"
+            if module is None or not all(type(getattr(module, n, None)) is nn.Linear for n in linears):
+                return f"a block's {part} lacks plain nn.Linear layers {linears} (adapters, quantised layers?)"
         attn = b.self_attn
         if hasattr(attn, "q_norm") or hasattr(attn, "k_norm"):
             return "attention has q/k norms"
@@ -172,6 +176,8 @@ class PackedDecoder:
         try:
             return self._block(x, *self.weights[i], *args)
         except Exception as err:  # a missing C++ compiler, an unsupported op, ...
+            if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+                raise  # the engine halves the batch
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
                           "continuing without compiling", RuntimeWarning, stacklevel=3)
             self._block, self.compiled = self._eager, False
@@ -179,15 +185,17 @@ class PackedDecoder:
 
     @torch.inference_mode()
     def pooled(self, seqs: Sequence[Sequence[int]], layers: Sequence[int], pooling: str | int = "last",
-               hooks: Sequence[tuple[int, Callable]] = ()) -> dict[int, torch.Tensor]:
+               hooks: Sequence[tuple[int, Callable]] = (), hook_padding_side: str = "right"
+               ) -> dict[int, torch.Tensor]:
         """Pool the hidden states of ``layers`` (ints in ``0..n_layers``) over each sequence.
 
         ``seqs``: token ids of each text (no padding). ``pooling``: ``"last"``, ``"mean"`` or an
         int position among the tokens (negative from the end), as in
         :meth:`plural_kit.engine.ForwardEngine.hidden_states`. ``hooks``: ``(layer, fn)`` edits of
-        the residual stream as in :meth:`~plural_kit.engine.ForwardEngine.hooks` (``fn`` sees a
-        right-padded ``(batch, seq, d)`` tensor; at ``n_layers`` it acts before the final norm),
-        applied in order. Returns ``{layer: (len(seqs), d)}`` float32 tensors on the model's
+        the residual stream as in :meth:`~plural_kit.engine.ForwardEngine.hooks`, applied in
+        order: ``fn`` sees a ``(batch, seq, d)`` tensor padded with zeros on
+        ``hook_padding_side`` and may return a new one or edit it in place; at ``n_layers`` it
+        acts before the final norm. Returns ``{layer: (len(seqs), d)}`` float32 tensors on the model's
         device; stops after the deepest layer asked for.
         """
         device = self.base.embed_tokens.weight.device
@@ -218,14 +226,14 @@ class PackedDecoder:
         edits: dict[int, list[Callable]] = {}
         for layer, fn in hooks:
             edits.setdefault(layer, []).append(fn)
+        hook_slot = slot + (width - lens)[text_of_token] if hook_padding_side == "left" else slot
 
         def edit(layer, h):
             for fn in edits.get(layer, ()):
                 padded = h.new_zeros(n_texts * width, h.shape[-1])
-                padded[slot] = h
+                padded[hook_slot] = h
                 new = fn(padded.view(n_texts, width, -1))
-                if new is not None:
-                    h = new.reshape(n_texts * width, -1)[slot].to(h.dtype)
+                h = (padded if new is None else new).reshape(n_texts * width, -1)[hook_slot].to(h.dtype)
             return h
 
         wanted, deepest = set(layers), max(layers)

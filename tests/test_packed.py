@@ -89,6 +89,32 @@ def test_engine_hooks_run_inside_the_packed_path(model, tokenizer):
     assert not np.allclose(hooked[2], fast.hidden_states(TEXTS, [2])[2])
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_hooks_see_the_engines_padding_side_and_may_edit_in_place(tokenizer, side):
+    model = tiny("llama", tokenizer)
+    fast = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", progress=False, padding_side=side)
+    plain = ForwardEngine(model, tokenizer, device="cpu", dtype="float32", progress=False, padding_side=side,
+                          packed=False)
+
+    def last_position(h):  # position-dependent and in place: the padding side matters
+        h[:, -1 if side == "left" else 0] += 2.0
+
+    with fast.hooks({1: last_position}):
+        got = fast.hidden_states(TEXTS, [1, 3])
+    with plain.hooks({1: last_position}):
+        want = plain.hidden_states(TEXTS, [1, 3])
+    assert_same(got, want)
+    assert not np.allclose(got[3], fast.hidden_states(TEXTS, [3])[3])
+
+
+def test_transformers_output_recording_hooks_do_not_turn_it_off(tokenizer):
+    model = tiny("llama", tokenizer)
+    fast, plain = engines(model, tokenizer)
+    with torch.no_grad():
+        model(**tokenizer(TEXTS[:2], return_tensors="pt", padding=True), output_hidden_states=True)
+    assert fast.packed_decoder() is not None and not fast.has_hooks()
+
+
 def test_a_foreign_hook_turns_the_packed_path_off(tokenizer):
     model = tiny("llama", tokenizer)
     fast, plain = engines(model, tokenizer)
@@ -103,15 +129,29 @@ def test_a_foreign_hook_turns_the_packed_path_off(tokenizer):
     assert fast.packed_decoder() is not None
 
 
-def test_rebuilt_after_the_weights_change_in_place(tokenizer):
-    model = tiny("llama", tokenizer)
+@pytest.mark.parametrize("param", ["self_attn.k_proj.weight", "input_layernorm.weight", "mlp.up_proj.bias"])
+def test_rebuilt_after_the_weights_change_in_place(tokenizer, param):
+    model = tiny("llama", tokenizer, mlp_bias=True)
     fast, plain = engines(model, tokenizer)
     before = fast.hidden_states(TEXTS, [3])[3]
     with torch.no_grad():
-        model.model.layers[0].self_attn.k_proj.weight.mul_(3.0)
+        model.model.layers[0].get_parameter(param).mul_(3.0)
     after = fast.hidden_states(TEXTS, [3])[3]
     assert not np.allclose(before, after)
     assert_same({3: after}, plain.hidden_states(TEXTS, [3]))
+
+
+def test_replaced_layers_are_checked_again(tokenizer):
+    model = tiny("llama", tokenizer)
+    fast, plain = engines(model, tokenizer)
+
+    class Adapter(torch.nn.Linear):  # e.g. a LoRA wrapper: not a plain nn.Linear
+        pass
+
+    old = model.model.layers[1].mlp.down_proj
+    model.model.layers[1].mlp.down_proj = Adapter(old.in_features, old.out_features, bias=False)
+    assert fast.packed_decoder() is None
+    assert_same(fast.hidden_states(TEXTS, [3]), plain.hidden_states(TEXTS, [3]))
 
 
 def test_unsupported_models_use_their_own_forward(tokenizer):
