@@ -224,7 +224,7 @@ def main() -> None:
           f"(equal dtype, fp32; target >= 3x; packed path: {packed32})")
     print(f"  extractor vs plain fp32 embeddings: min cosine {cos_min(emb, ref32):.4f} (defaults), "
           f"{cos_min(emb_c, ref32):.4f} (compiled)")
-    print(f"\nMiniLM-L6, last layer, mean pooling")
+    print("\nMiniLM-L6, last layer, mean pooling")
     print(f"  sentence-transformers encode (fp32): {t_st:7.2f} s")
     print(f"  extractor (defaults, {mini.engine.dtype}):        {t_mini:7.2f} s  -> {t_st / t_mini:5.2f}x "
           f"(target >= 1x); min cosine vs ST {cos_min(mini_emb, st_emb):.4f}")

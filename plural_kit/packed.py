@@ -25,15 +25,12 @@ embeddings, ``i`` = output of block ``i``, ``n_layers`` = after the final norm).
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["PackedDecoder", "packed_support"]
 
@@ -98,7 +95,6 @@ def _make_block(n_heads: int, n_kv_heads: int, head_dim: int):
     """The forward of one block on packed tokens; weights come in as arguments, so all blocks
     share it (and one ``torch.compile`` serves them all). The RMSNorm weights are folded into
     the fused projections that follow them (see :class:`PackedDecoder`)."""
-    n_qk = (n_heads + n_kv_heads) * head_dim
 
     def rms_scale(x: torch.Tensor, eps: float) -> torch.Tensor:
         """x / rms(x), the RMSNorm without its weight."""
@@ -107,7 +103,7 @@ def _make_block(n_heads: int, n_kv_heads: int, head_dim: int):
 
     def residual_linear(x, h, weight, bias):
         """x + h @ weight.T (+ bias), the residual add done by the matmul."""
-        out = torch.addmm(x.view(-1, x.shape[-1]), h, weight.t())
+        out = torch.addmm(x, h, weight.t())
         return out if bias is None else out + bias
 
     def block(x, eps_in, w_qkv, b_qkv, w_o, b_o, eps_post, w_gu, b_gu, w_down, b_down,
