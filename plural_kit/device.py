@@ -103,3 +103,11 @@ def cpu_threads(n: int | None, device: str | torch.device = "cpu"):
             yield
     finally:
         torch.set_num_threads(before)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an out-of-memory error (CUDA, MPS or CPU allocation)."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    msg = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)

@@ -216,11 +216,12 @@ class EmbeddingExtractor:
         eng = self.engine
         out = np.empty((len(texts), eng.hidden_size), dtype=np.float32)
         keys = _digests(texts)
-        path = self.cache_path()
-        if path is not None and eng.has_hooks():
+        if self.cache_dir is not None and eng.has_hooks():
             logger.warning("hooks are registered on the model, so its outputs may be edited: "
                            "computing without the embedding cache")
             path = None
+        else:
+            path = self.cache_path()
         todo: dict[bytes, list[int]] = {}
         if path is not None:
             index, values = self._load_cache(path)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from plural_kit.device import get_device, get_dtype
+from plural_kit.device import get_device, get_dtype, is_out_of_memory
 from plural_kit.models import is_causal_lm, load_model
 from plural_kit.packed import PackedDecoder, packed_support
 
@@ -64,13 +64,6 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
         if isinstance(module, nn.ModuleList) and len(module) == n:
             return module
     raise ValueError(f"could not find the {n} transformer blocks of {type(model).__name__}")
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, torch.OutOfMemoryError):
-        return True
-    msg = str(err).lower()
-    return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
 
 
 def _first(output):
@@ -173,10 +166,8 @@ class ForwardEngine:
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         self._cap: int | None = None  # batch-size cap set by out-of-memory back-off
         self.packed, self.compile = packed, bool(compile)
-        self._packed_reason = packed_support(model, self.blocks, self.max_length) if self.is_causal else \
-            "an encoder, not a decoder"
-        if packed is True and self._packed_reason:
-            raise ValueError(f"packed=True, but {type(model).__name__} is not supported: {self._packed_reason}")
+        if packed is True and (reason := self._packed_reason()):
+            raise ValueError(f"packed=True, but {type(model).__name__} is not supported: {reason}")
         self._packed_decoder: PackedDecoder | None = None
         self._packed_key: tuple | None = None
         self._residual_hooks: list[tuple[int, HookFn]] = []  # (layer, fn) of the active :meth:`hooks`
@@ -271,12 +262,13 @@ class ForwardEngine:
         return batch
 
     def _batches(self, ids: list[list[int]], step: Callable[[dict, np.ndarray], object], side: str, desc: str,
-                 extra_tokens: int = 0, progress: bool | None = None, collate: bool = True
+                 extra_tokens: int = 0, progress: bool | None = None, packed: bool = False
                  ) -> Iterator[tuple[np.ndarray, object]]:
         """Run ``step(batch, indices)`` over length-sorted batches; yield ``(indices into ids, step output)``.
 
-        ``batch`` is the padded tensors of :meth:`_collate`, or with ``collate=False`` the list of
-        token-id lists. Out-of-memory halves the batch (down to one text) and retries.
+        ``batch`` is the padded tensors of :meth:`_collate`, or for the ``packed`` path the list of
+        token-id lists (with its own token budget). Out-of-memory halves the batch (down to one
+        text) and retries.
         """
         lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")
@@ -284,15 +276,15 @@ class ForwardEngine:
         pos = 0
         with tqdm(total=len(ids), desc=desc, disable=not show, leave=False) as bar:
             while pos < len(order):
-                budget, limit = self._token_budget(packed=not collate)
+                budget, limit = self._token_budget(packed)
                 width = int(lengths[order[pos]]) + extra_tokens  # longest first: the first row sets the width
                 size = int(max(1, min(limit, budget // width, len(order) - pos)))
                 idx = order[pos: pos + size]
                 try:
                     seqs = [ids[i] for i in idx]
-                    out = step(self._collate(seqs, side) if collate else seqs, idx)
+                    out = step(seqs if packed else self._collate(seqs, side), idx)
                 except Exception as err:
-                    if not _is_oom(err) or size == 1:
+                    if not is_out_of_memory(err) or size == 1:
                         raise
                     self._cap = max(1, size // 2)
                     logger.warning("out of memory with %d texts per batch; retrying with %d", size, self._cap)
@@ -327,10 +319,16 @@ class ForwardEngine:
         engine's :meth:`hooks` or another's)."""
         return bool(self._residual_hooks) or self._foreign_hooks(count_dispatch=False)
 
+    def _packed_reason(self) -> str | None:
+        """Why the packed path cannot reproduce this model now (``None``: it can)."""
+        if not self.is_causal:
+            return "an encoder, not a decoder"
+        return packed_support(self.model, self.blocks, self.max_length)
+
     def packs(self) -> bool:
         """Whether :meth:`hidden_states` takes the packed path for this model and device, hooks and
         memory aside (see the ``packed`` parameter)."""
-        if self.packed is False or self._packed_reason is not None:
+        if self.packed is False or self._packed_reason() is not None:
             return False
         return self.packed is True or self.device.type == "cpu"
 
@@ -346,10 +344,6 @@ class ForwardEngine:
             (id(p), p.data_ptr(), p._version, p.dtype, p.device) for b in self.blocks for p in b.parameters())
         if key != self._packed_key:
             self._packed_decoder, self._packed_key = None, None
-            reason = packed_support(self.model, self.blocks, self.max_length)
-            if reason is not None:
-                logger.info("not packing: %s", reason)
-                return None
             fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
             extra = sum(lin.weight.nbytes for b in self.blocks for part in (b.self_attn, b.mlp)
                         for name, lin in part.named_children() if name in fused)
@@ -403,12 +397,13 @@ class ForwardEngine:
         packed = self.packed_decoder()
         if packed is not None:
             def packed_step(seqs, idx):
-                got = packed.pooled(seqs, wanted, pooling, hooks=self._residual_hooks,
-                                    hook_padding_side=self.padding_side)
+                hidden, mask = packed.hidden_states(seqs, wanted, hooks=self._residual_hooks,
+                                                    padding_side=self.padding_side)
+                got = {lay: self._pool(h, mask, pooling) for lay, h in hidden.items()}
                 return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
 
-            yield from self._batches(ids, packed_step, "right", desc="hidden states", progress=progress,
-                                     collate=False)
+            yield from self._batches(ids, packed_step, self.padding_side, desc="hidden states",
+                                     progress=progress, packed=True)
             return
 
         @torch.inference_mode()

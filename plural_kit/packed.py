@@ -1,4 +1,4 @@
-"""A padding-free forward pass through Llama-family decoder blocks, for pooled hidden states.
+"""A padding-free forward pass through Llama-family decoder blocks, for hidden states.
 
 The engine's general path runs the Hugging Face model on padded batches with an attention
 mask. For decoders built like Llama (Llama, Mistral, Qwen2; SmolLM2 is one) this module runs
@@ -31,6 +31,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from plural_kit.device import is_out_of_memory
 
 __all__ = ["PackedDecoder", "packed_support"]
 
@@ -128,7 +130,7 @@ def _make_block(n_heads: int, n_kv_heads: int, head_dim: int):
 
 
 class PackedDecoder:
-    """Pooled hidden states of a Llama-family decoder, computed on packed (padding-free) tokens.
+    """Hidden states of a Llama-family decoder, computed on packed (padding-free) tokens.
 
     Check :func:`packed_support` first. The fused q/k/v and gate/up weights are copies made
     here (memory equal to those weights); rebuild the decoder after changing the model's weights.
@@ -172,7 +174,7 @@ class PackedDecoder:
         try:
             return self._block(x, *self.weights[i], *args)
         except Exception as err:  # a missing C++ compiler, an unsupported op, ...
-            if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+            if is_out_of_memory(err):
                 raise  # the engine halves the batch
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err)[:200]}); "
                           "continuing without compiling", RuntimeWarning, stacklevel=3)
@@ -180,19 +182,17 @@ class PackedDecoder:
             return self._eager(x, *self.weights[i], *args)
 
     @torch.inference_mode()
-    def pooled(self, seqs: Sequence[Sequence[int]], layers: Sequence[int], pooling: str | int = "last",
-               hooks: Sequence[tuple[int, Callable]] = (), hook_padding_side: str = "right"
-               ) -> dict[int, torch.Tensor]:
-        """Pool the hidden states of ``layers`` (ints in ``0..n_layers``) over each sequence.
+    def hidden_states(self, seqs: Sequence[Sequence[int]], layers: Sequence[int],
+                      hooks: Sequence[tuple[int, Callable]] = (), padding_side: str = "right"
+                      ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Hidden states of ``layers`` (ints in ``0..n_layers``) for token-id sequences (no padding).
 
-        ``seqs``: token ids of each text (no padding). ``pooling``: ``"last"``, ``"mean"`` or an
-        int position among the tokens (negative from the end), as in
-        :meth:`plural_kit.engine.ForwardEngine.hidden_states`. ``hooks``: ``(layer, fn)`` edits of
-        the residual stream as in :meth:`~plural_kit.engine.ForwardEngine.hooks`, applied in
-        order: ``fn`` sees a ``(batch, seq, d)`` tensor padded with zeros on
-        ``hook_padding_side`` and may return a new one or edit it in place; at ``n_layers`` it
-        acts before the final norm. Returns ``{layer: (len(seqs), d)}`` float32 tensors on the model's
-        device; stops after the deepest layer asked for.
+        ``hooks``: ``(layer, fn)`` edits of the residual stream as in
+        :meth:`~plural_kit.engine.ForwardEngine.hooks`, applied in order; ``fn`` sees the same
+        padded ``(batch, seq, d)`` layout as the output and may return a new tensor or edit it in
+        place; at ``n_layers`` it acts before the final norm. Returns ``({layer: (batch, seq, d)}
+        in the model's dtype, zeros at the padding on ``padding_side``}, attention mask
+        (batch, seq))`` on the model's device; stops after the deepest layer asked for.
         """
         device = self.base.embed_tokens.weight.device
         lens = torch.tensor([len(s) for s in seqs], device=device)
@@ -201,44 +201,38 @@ class PackedDecoder:
         text_of_token = torch.repeat_interleave(torch.arange(n_texts, device=device), lens)
         positions = torch.arange(int(lens.sum()), device=device) - starts[text_of_token]
         slot = text_of_token * width + positions  # each token's row in the right-padded layout
+        out_slot = slot + (width - lens)[text_of_token] if padding_side == "left" else slot
+        mask = torch.zeros(n_texts * width, dtype=torch.long, device=device)
+        mask[out_slot] = 1
 
-        if pooling == "mean":
-            def pool(h):
-                total = torch.zeros(n_texts, h.shape[-1], device=device).index_add_(0, text_of_token, h.float())
-                return total / lens.unsqueeze(1)
-        else:
-            offset = -1 if pooling == "last" else int(pooling)
-            rank = (lens + offset).clamp(min=0) if offset < 0 else torch.full_like(lens, offset)
-            rows = starts + torch.minimum(rank, lens - 1)
+        def padded(h):
+            full = h.new_zeros(n_texts * width, h.shape[-1])
+            full[out_slot] = h
+            return full.view(n_texts, width, -1)
 
-            def pool(h):
-                return h[rows].float()
+        edits: dict[int, list[Callable]] = {}
+        for layer, fn in hooks:
+            edits.setdefault(layer, []).append(fn)
+
+        def edit(layer, h):
+            for fn in edits.get(layer, ()):
+                full = padded(h)
+                new = fn(full)
+                h = (full if new is None else new).reshape(n_texts * width, -1)[out_slot].to(h.dtype)
+            return h
 
         x = self.base.embed_tokens(torch.tensor([t for s in seqs for t in s], device=device))
         cos, sin = self.base.rotary_emb(x, positions.unsqueeze(0))  # (1, tokens, head_dim)
         half = sin.shape[-1] // 2
         sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         cos, sin = cos[0].unsqueeze(1).to(x.dtype), sin[0].unsqueeze(1).to(x.dtype)  # (tokens, 1, head_dim)
-        edits: dict[int, list[Callable]] = {}
-        for layer, fn in hooks:
-            edits.setdefault(layer, []).append(fn)
-        hook_slot = slot + (width - lens)[text_of_token] if hook_padding_side == "left" else slot
-
-        def edit(layer, h):
-            for fn in edits.get(layer, ()):
-                padded = h.new_zeros(n_texts * width, h.shape[-1])
-                padded[hook_slot] = h
-                new = fn(padded.view(n_texts, width, -1))
-                h = (padded if new is None else new).reshape(n_texts * width, -1)[hook_slot].to(h.dtype)
-            return h
-
         wanted, deepest = set(layers), max(layers)
         x = edit(0, x)
-        out = {0: pool(x)} if 0 in wanted else {}
+        out = {0: padded(x)} if 0 in wanted else {}
         for i in range(min(deepest, self.n_layers)):
             x = edit(i + 1, self._run_block(i, x, cos, sin, slot, n_texts, width))
             if i + 1 in wanted and i + 1 < self.n_layers:
-                out[i + 1] = pool(x)
+                out[i + 1] = padded(x)
         if deepest == self.n_layers:
-            out[self.n_layers] = pool(self.base.norm(x))
-        return out
+            out[self.n_layers] = padded(self.base.norm(x))
+        return out, mask.view(n_texts, width)

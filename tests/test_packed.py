@@ -186,8 +186,9 @@ def test_compiled_block_equals_eager(tokenizer):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for batch in (ids[:3], ids[3:], ids):  # several shapes: dynamic, no recompiles needed
-            got = compiled.pooled(batch, LAYERS, "mean")
-            want = eager.pooled(batch, LAYERS, "mean")
+            got, got_mask = compiled.hidden_states(batch, LAYERS)
+            want, want_mask = eager.hidden_states(batch, LAYERS)
+            assert torch.equal(got_mask, want_mask)
             for k in LAYERS:
                 torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
     # without a working C++ compiler it falls back to eager, and says so
