@@ -104,15 +104,15 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, sizes=(1024, 2048), re
     return best
 
 
-def model_flops(engine, ids: list[list[int]], layer: int) -> tuple[float, float]:
-    """(linear-layer FLOPs, causal-attention FLOPs) of the blocks that ``layer`` needs, on real tokens."""
+def model_flops(engine, ids: list[list[int]], layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: (linear-layer FLOPs, causal-attention FLOPs) of the blocks that ``layer`` needs,
+    on its real tokens."""
     blocks = engine.blocks[: engine._resolve_layer(layer)]
     linear = sum(m.weight.numel() for b in blocks for m in b.modules() if isinstance(m, torch.nn.Linear))
     cfg = engine.model.config
     width = cfg.num_attention_heads * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
-    n_tokens = sum(map(len, ids))
-    causal_pairs = sum(n * (n + 1) // 2 for n in map(len, ids))
-    return 2.0 * linear * n_tokens, len(blocks) * 2.0 * 2 * width * causal_pairs
+    n = np.array([len(s) for s in ids], dtype=np.float64)
+    return 2.0 * linear * n, len(blocks) * 2.0 * 2 * width * n * (n + 1) / 2
 
 
 def utilisation(engine, texts: list[str], layer: int, dtype, device, rounds: int) -> list[tuple[float, float, float]]:
@@ -120,7 +120,8 @@ def utilisation(engine, texts: list[str], layer: int, dtype, device, rounds: int
     right after it (outside the timed span), so that a machine whose speed changes from second to
     second is compared with itself. Per round: (seconds, achieved GFLOP/s, sum of FLOPs / sum of
     (batch seconds x peak))."""
-    ids = engine.encode(texts)
+    linear, attention = model_flops(engine, engine.encode(texts), layer)
+    per_text = linear + attention
     out = []
     for _ in range(rounds):
         seconds = capacity = flops = 0.0
@@ -134,7 +135,7 @@ def utilisation(engine, texts: list[str], layer: int, dtype, device, rounds: int
             elapsed = time.perf_counter() - start
             seconds += elapsed
             capacity += elapsed * matmul_peak(dtype, device) * 1e9
-            flops += sum(model_flops(engine, [ids[i] for i in idx], layer))
+            flops += per_text[idx].sum()
         out.append((seconds, flops / seconds / 1e9, flops / capacity))
     return out
 
@@ -206,7 +207,7 @@ def main() -> None:
     mini_emb, t_mini = timed(lambda: mini.encode(texts), repeat)
 
     # 5. model-FLOPs utilisation in paired rounds
-    linear, attention = model_flops(eng, ids, layer)
+    linear, attention = (f.sum() for f in model_flops(eng, ids, layer))
     mfu = {"defaults": utilisation(eng, texts, layer, dtype, device, rounds),
            "compile=True": utilisation(ex_c.engine, texts, layer, dtype, device, rounds)}
 

@@ -6,28 +6,19 @@ import contextlib
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from plural_kit.embed import EmbeddingExtractor, model_fingerprint
 from plural_kit.engine import ForwardEngine, decoder_blocks
+from tiny_models import minilm_tokenizer, tiny_causal_lm
 from plural_kit.models import _bundle_path
 
 TEXTS = [f"Statement number {i}: " + "people differ in what they value. " * (i % 5) for i in range(12)]
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
-
-
-@pytest.fixture(scope="module")
 def engine(tokenizer):
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=24, intermediate_size=48, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tokenizer.pad_token_id, architectures=["LlamaForCausalLM"])
-    return ForwardEngine(LlamaForCausalLM(cfg).eval(), tokenizer, device="cpu", dtype="float32", batch_size=2,
-                         progress=False)
+    return ForwardEngine(tiny_causal_lm(tokenizer, hidden_size=24, intermediate_size=48), tokenizer, device="cpu",
+                         dtype="float32", batch_size=2, progress=False)
 
 
 @contextlib.contextmanager
@@ -175,13 +166,9 @@ def test_smollm_pairs_use_the_chat_template(tmp_path):
 
 def test_cache_key_follows_the_tokenizer(tmp_path):
     """Same weights, another tokenizer setting: another cache folder (no stale embeddings)."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import BertConfig, BertModel
 
-    from plural_kit.embed import EmbeddingExtractor
-    from plural_kit.models import _bundle_path
-
-    tok_a = AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
-    tok_b = AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+    tok_a, tok_b = minilm_tokenizer(), minilm_tokenizer()
     tok_b.add_special_tokens({"additional_special_tokens": ["<extra>"]})
     torch.manual_seed(0)
     model = BertModel(BertConfig(vocab_size=len(tok_b), hidden_size=16, intermediate_size=32, num_hidden_layers=1,

@@ -8,41 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
 from plural_kit.engine import ForwardEngine, decoder_blocks
-from plural_kit.models import _bundle_path
-
-TEXTS = [
-    "A much longer sentence about how the values and preferences of different people differ.",
-    "Short.",
-    "Hello there, how are you doing today?",
-    "Yes",
-    "Two words",
-    "Preference data from many annotators disagrees more often than one might expect.",
-]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
+from tiny_models import TEXTS, tiny_causal_lm
+from tiny_models import tiny_bert as tiny_bert_model
 
 
 @pytest.fixture(scope="module")
 def tiny_llama(tokenizer):
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      pad_token_id=tokenizer.pad_token_id, architectures=["LlamaForCausalLM"])
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_causal_lm(tokenizer)
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tokenizer):
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                     num_attention_heads=4, max_position_embeddings=256, architectures=["BertModel"])
-    return BertModel(cfg).eval()
+    return tiny_bert_model(tokenizer)
 
 
 _REFS: dict = {}

@@ -9,38 +9,18 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from transformers import (AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
-                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 
 from plural_kit.engine import ForwardEngine
-from plural_kit.models import _bundle_path
 from plural_kit.packed import PackedDecoder, packed_support
+from tiny_models import TEXTS as TINY_TEXTS
+from tiny_models import tiny_bert, tiny_causal_lm
 
-TEXTS = [
-    "A much longer sentence about how the values and preferences of different people differ.",
-    "Short.",
-    "Hello there, how are you doing today?",
-    "Yes",
-    "Two words",
-    "Preference data from many annotators disagrees more often than one might expect, and more.",
-    "x",
-]
+TEXTS = [*TINY_TEXTS, "x"]
 LAYERS = [0, 1, 2, 3]
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(_bundle_path("all-minilm-l6-v2"))
-
-
 def tiny(kind: str, tokenizer, **extra):
-    torch.manual_seed(0)
-    common = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  pad_token_id=tokenizer.pad_token_id, **extra)
-    cls, cfg = {"llama": (LlamaForCausalLM, LlamaConfig), "mistral": (MistralForCausalLM, MistralConfig),
-                "qwen2": (Qwen2ForCausalLM, Qwen2Config)}[kind]
-    model = cls(cfg(**common)).eval()
+    model = tiny_causal_lm(tokenizer, kind, intermediate_size=48, **extra)
     with torch.no_grad():  # non-trivial norm weights and biases
         for name, p in model.named_parameters():
             if "norm" in name or name.endswith("bias"):
@@ -155,8 +135,7 @@ def test_replaced_layers_are_checked_again(tokenizer):
 
 
 def test_unsupported_models_use_their_own_forward(tokenizer):
-    bert = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=48,
-                                num_hidden_layers=2, num_attention_heads=4)).eval()
+    bert = tiny_bert(tokenizer)
     eng = ForwardEngine(bert, tokenizer, device="cpu", dtype="float32", progress=False)
     assert eng.packed_decoder() is None
     with pytest.raises(ValueError, match="not supported: an encoder"):
