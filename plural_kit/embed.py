@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 
 from plural_kit.engine import ForwardEngine, Pooling, check_texts
 from plural_kit.models import cache_home
-from plural_kit.report import atomic_write_text
+from plural_kit.report import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +200,7 @@ class EmbeddingExtractor:
 
     @staticmethod
     def _write_chunk(path: Path, keys: np.ndarray, values: np.ndarray) -> None:
-        _atomic_write(path / f"chunk-{os.urandom(8).hex()}.npz",
-                      lambda fh: np.savez(fh, keys=keys, values=values))
+        atomic_write(path / f"chunk-{os.urandom(8).hex()}.npz", lambda fh: np.savez(fh, keys=keys, values=values))
 
     # ------------------------------------------------------------------ encoding
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -275,15 +273,3 @@ class EmbeddingExtractor:
     def __repr__(self) -> str:
         name = self.model if isinstance(self.model, (str, os.PathLike)) else type(self.model).__name__
         return f"EmbeddingExtractor({name!r}, layer={self.layer}, pooling={self.pooling!r})"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write a binary file through ``write(fh)`` into a temp file, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -332,16 +332,20 @@ class ForwardEngine:
             return False
         return self.packed is True or self.device.type == "cpu"
 
+    def weights_key(self) -> tuple:
+        """Changes when any parameter of the model is replaced, moved, cast or changed in place
+        (not through ``.data``): a cheap test for "are these still the same weights"."""
+        return tuple((id(p), p.data_ptr(), p._version, p.dtype, p.device) for p in self.model.parameters())
+
     def packed_decoder(self) -> PackedDecoder | None:
         """The :class:`~plural_kit.packed.PackedDecoder` that :meth:`hidden_states` uses now, or
         ``None`` when it uses the model itself (see the ``packed`` parameter; hooks registered on
-        the model by anything but :meth:`hooks` also turn it off). Rebuilt when a block's
-        parameters are replaced, moved or changed in place (edits through ``.data`` are not seen:
-        build a new engine after those)."""
+        the model by anything but :meth:`hooks` also turn it off). Rebuilt when
+        :meth:`weights_key` changes (edits through ``.data`` are not seen: build a new engine
+        after those)."""
         if not self.packs() or self._foreign_hooks(count_dispatch=True):
             return None
-        key = tuple((id(m), type(m)) for b in self.blocks for m in b.modules()) + tuple(
-            (id(p), p.data_ptr(), p._version, p.dtype, p.device) for b in self.blocks for p in b.parameters())
+        key = self.weights_key()  # a swapped-in layer type is caught by packs() above
         if key != self._packed_key:
             self._packed_decoder, self._packed_key = None, None
             fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")

@@ -9,10 +9,11 @@ published). The canonical URL is the file in its public repository at a pinned c
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
+
+import pooch
 
 from plural_kit.report import atomic_write_text
 
@@ -101,15 +102,6 @@ SOURCES: dict[str, dict] = {
 }
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def build_registry(mirror: str | Path) -> dict:
     """Registry dict for every file of :data:`SOURCES` found in ``mirror``."""
     mirror = Path(mirror)
@@ -124,7 +116,7 @@ def build_registry(mirror: str | Path) -> dict:
                 files[f"{folder}/{rel}"] = {
                     "source": folder,
                     "path": None if prefix is None else prefix + path.name,
-                    "sha256": sha256_file(path),
+                    "sha256": pooch.file_hash(str(path), alg="sha256"),
                     "size": path.stat().st_size,
                 }
     sources = {k: {kk: vv for kk, vv in v.items() if kk != "files"} for k, v in SOURCES.items()}
@@ -138,7 +130,6 @@ def main(argv: list[str] | None = None) -> None:
     reg = build_registry(argv[0])
     out = Path(__file__).with_name("registry.json")
     atomic_write_text(out, json.dumps(reg, indent=1, sort_keys=True) + "\n")
-    out.chmod(0o644)  # the atomic writer's temporary file is private
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from plural_kit.metrics import accuracy, oracle_accuracy
 from plural_kit.reward.base import sigmoid
 
 REWARD_FORMS = ("linear", "ideal_point")
@@ -100,9 +101,7 @@ class SyntheticPreferences:
         actually drawn, ``mean(p_chosen > 0.5)`` (what a model's ``score`` on the same pairs is
         directly comparable with; it fluctuates around the expected value).
         """
-        if observed:
-            return float(np.mean(self.p_chosen > 0.5))
-        return float(np.mean(np.maximum(self.p_chosen, 1.0 - self.p_chosen)))
+        return accuracy(self.p_chosen) if observed else oracle_accuracy(self.p_chosen)
 
     def subset(self, rows) -> SyntheticPreferences:
         """The pairs at ``rows`` (boolean mask or integer positions), with the same ground truth."""

@@ -100,32 +100,32 @@ def line_search(z, dz, c, r, p, alpha: float, slope: float, max_iter: int = 30) 
     return t
 
 
+_REFRESH = 0.1  # below this relative step, BFGS updates replace recomputed Hessians
+
+
 def newton_logistic(
     D: torch.Tensor,
     *,
     alpha: float,
-    weight: torch.Tensor | None = None,
     offset: torch.Tensor | None = None,
-    w0: torch.Tensor | None = None,
-    prior_mean: torch.Tensor | None = None,
     hessian_idx: torch.Tensor | None = None,
     hessian_dtype: torch.dtype = torch.float32,
     tol: float = 1e-6,
     max_iter: int = 100,
-    refresh: float = 0.1,
 ) -> tuple[torch.Tensor, int, bool]:
-    """Minimise the objective of the module docstring; returns (w float64 (d,), n_iter, converged).
+    """Minimise the objective of the module docstring with unit pair weights and ``mu = 0``
+    (from ``w = 0``); returns (w float64 (d,), n_iter, converged).
 
-    ``D`` (n, d) float32 on the compute device; ``weight``/``offset`` (n,) float64;
-    ``w0``/``prior_mean`` (d,) float64; ``hessian_idx`` rows used for the Hessian (None: all).
-    Converged when the last step moved no weight by more than ``tol * (1 + max|w|)``. Once
-    a step moves the weights by less than ``refresh * (1 + max|w|)``, the Hessian is no longer
-    recomputed but updated by BFGS from the gradients (quasi-Newton near the optimum).
+    ``D`` (n, d) float32 on the compute device; ``offset`` (n,) float64; ``hessian_idx`` rows
+    used for the Hessian (None: all). Converged when the last step moved no weight by more than
+    ``tol * (1 + max|w|)``. Once a step moves the weights by less than ``0.1 * (1 + max|w|)``,
+    the Hessian is no longer recomputed but updated by BFGS from the gradients (quasi-Newton
+    near the optimum). (``MixtureBT``'s weighted M-step uses :func:`hessian`,
+    :func:`newton_direction` and :func:`line_search` directly.)
     """
     n, d = D.shape
     dev = D.device
-    w = torch.zeros(d, dtype=torch.float64, device=dev) if w0 is None else w0.clone()
-    mu = torch.zeros_like(w) if prior_mean is None else prior_mean
+    w = torch.zeros(d, dtype=torch.float64, device=dev)
     z = (D @ w.to(D.dtype)).to(torch.float64)
     if offset is not None:
         z = z + offset
@@ -134,18 +134,15 @@ def newton_logistic(
     else:
         hessian_idx = hessian_idx.to(dev)
         D_h = D[hessian_idx]
-        c_all = float(weight.sum()) if weight is not None else float(n)
-        c_sub = float(weight[hessian_idx].sum()) if weight is not None else float(hessian_idx.numel())
-        scale = c_all / c_sub if c_sub > 0 else 1.0
+        scale = n / hessian_idx.numel() if hessian_idx.numel() > 0 else 1.0
     H = None
     rel_step = float("inf")
     for it in range(1, max_iter + 1):
         sp = torch.sigmoid(z)
         sn = 1.0 - sp
-        a = sn if weight is None else weight * sn
-        g = -(a.to(D.dtype) @ D).to(torch.float64) + alpha * (w - mu)
-        if H is None or rel_step > refresh:
-            q = sp * sn if weight is None else weight * sp * sn
+        g = -(sn.to(D.dtype) @ D).to(torch.float64) + alpha * w
+        if H is None or rel_step > _REFRESH:
+            q = sp * sn
             H = hessian(D_h, q if hessian_idx is None else q[hessian_idx], scale, alpha, hessian_dtype)
         else:  # close to the optimum: BFGS update of the last Hessian with the exact gradients
             y = g - g_prev
@@ -155,7 +152,7 @@ def newton_logistic(
                 H = H - torch.outer(Hs, Hs) / float(step @ Hs) + torch.outer(y, y) / sy
         p = newton_direction(H, g)
         dz = (D @ p.to(D.dtype)).to(torch.float64)
-        t = line_search(z, dz, weight, w - mu, p, alpha, float(g @ p))
+        t = line_search(z, dz, None, w, p, alpha, float(g @ p))
         step, g_prev = t * p, g
         w = w + step
         z = z + t * dz

@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from plural_kit.metrics import accuracy
+
 POPULATION = -1  # user index meaning "no known user: predict for the population"
 
 
@@ -106,7 +108,7 @@ class PreferenceModel(BaseEstimator):
 
     def score(self, chosen, rejected, users=None) -> float:
         """Fraction of pairs ranked correctly (P(chosen > rejected) > 0.5)."""
-        return float(np.mean(self.predict_proba(chosen, rejected, users) > 0.5))
+        return accuracy(self.predict_proba(chosen, rejected, users))
 
     def adapt(self, chosen, rejected, users):
         """Fit only the given users' own parameters from their pairs (shared parameters frozen).

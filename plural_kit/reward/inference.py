@@ -17,6 +17,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.special import expit
 from scipy.stats import norm
 
 from plural_kit.data.schema import validate_preferences
@@ -50,7 +51,7 @@ class BTInferenceResult:
 
     def win_probability(self, i, j) -> float:
         """Estimated P(item ``i`` beats item ``j``)."""
-        return float(1.0 / (1.0 + np.exp(self.strengths[j] - self.strengths[i])))
+        return float(expit(self.strengths[i] - self.strengths[j]))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per item, strongest first: ``strength``, ``std_error``, ``low``, ``high``, ``p_value``."""

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from scipy.special import softmax
 from sklearn.utils.validation import check_is_fitted
 
+from plural_kit.metrics import accuracy
 from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
 from plural_kit.reward.base import POPULATION, PreferenceModel, check_features, check_pairs, sigmoid
 
@@ -112,7 +113,7 @@ class MiCRo(PreferenceModel):
 
     def score(self, chosen, rejected, users=None, prompts=None) -> float:
         """Fraction of pairs ranked correctly."""
-        return float(np.mean(self.predict_proba(chosen, rejected, users, prompts) > 0.5))
+        return accuracy(self.predict_proba(chosen, rejected, users, prompts))
 
     def routing(self, prompts=None, users=None) -> np.ndarray:
         """Router weights ``pi(h, u)`` for each row of ``prompts`` (n, d_p) and/or ``users`` (n,); shape (n, K)."""

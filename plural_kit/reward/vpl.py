@@ -273,27 +273,29 @@ class VPL(PreferenceModel):
             out = self.net_.reward(xt.expand(*shape, -1), zt.expand(*shape, -1))
         return to_numpy(out)
 
-    def _scale(self, raw: np.ndarray, z: np.ndarray) -> np.ndarray:
+    def _scale(self, raw: np.ndarray, latents: np.ndarray, which: np.ndarray) -> np.ndarray:
         """Pairwise reward scaling: mean over reference items of ``sigmoid(raw - r(x', z))``.
 
-        ``raw`` (..., n) rewards under latents ``z`` (..., n, latent_dim).
+        ``raw`` (..., n) rewards; ``latents`` (U, latent_dim) the distinct latents behind them;
+        ``which`` (..., n) the row of ``latents`` behind each reward. The reference items are
+        decoded once per distinct latent.
         """
-        ref = self._decode(self._reference[None, :, :], z.reshape(-1, 1, z.shape[-1]))  # (m, R)
-        ref = ref.reshape(*raw.shape, -1)
-        return sigmoid(raw[..., None] - ref).mean(axis=-1)
+        ref = self._decode(self._reference[None, :, :], latents[:, None, :])  # (U, R)
+        return sigmoid(raw[..., None] - ref[which]).mean(axis=-1)
 
     def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
         out = np.empty(len(x))
         known = user_idx != POPULATION
+        scaled = self.reward_scaling != "none"
         if known.any():
-            z = self._latents[user_idx[known]]
-            raw = self._decode(x[known], z)
-            out[known] = raw if self.reward_scaling == "none" else self._scale(raw, z)
+            users, which = np.unique(user_idx[known], return_inverse=True)
+            raw = self._decode(x[known], self._latents[users][which])
+            out[known] = self._scale(raw, self._latents[users], which) if scaled else raw
         if (~known).any():
-            pop = self._population_latents()[:, None, :]  # (P, 1, L)
-            raw = self._decode(x[~known][None], pop)  # (P, m)
-            if self.reward_scaling != "none":
-                raw = self._scale(raw, np.broadcast_to(pop, (*raw.shape, pop.shape[-1])))
+            pop = self._population_latents()  # (P, L)
+            raw = self._decode(x[~known][None], pop[:, None, :])  # (P, m)
+            if scaled:
+                raw = self._scale(raw, pop, np.broadcast_to(np.arange(len(pop))[:, None], raw.shape))
             out[~known] = raw.mean(axis=0)
         return out
 
