@@ -107,7 +107,7 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, sizes=(1024, 2048), re
 def model_flops(engine, ids: list[list[int]], layer: int) -> tuple[np.ndarray, np.ndarray]:
     """Per text: (linear-layer FLOPs, causal-attention FLOPs) of the blocks that ``layer`` needs,
     on its real tokens."""
-    blocks = engine.blocks[: engine._resolve_layer(layer)]
+    blocks = engine.blocks[: engine.resolve_layer(layer)]
     linear = sum(m.weight.numel() for b in blocks for m in b.modules() if isinstance(m, torch.nn.Linear))
     cfg = engine.model.config
     width = cfg.num_attention_heads * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)

@@ -139,7 +139,7 @@ class EmbeddingExtractor:
             self._engine = ForwardEngine(self.model, self.tokenizer, device=self.device, dtype=self.dtype,
                                          batch_size=self.batch_size, max_length=self.max_length,
                                          progress=self.progress, compile=self.compile)
-            self._engine._resolve_layer(self.layer)  # fail early on a layer the model lacks
+            self._engine.resolve_layer(self.layer)  # fail early on a layer the model lacks
         return self._engine
 
     @property
@@ -155,7 +155,7 @@ class EmbeddingExtractor:
             return None
         root = cache_home() / "embeddings" if self.cache_dir == "auto" else Path(self.cache_dir).expanduser()
         eng = self.engine
-        key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng._resolve_layer(self.layer),
+        key = {"format": _CACHE_FORMAT, "model": model_fingerprint(eng.model), "layer": eng.resolve_layer(self.layer),
                "pooling": self.pooling, "dtype": str(eng.dtype), "max_length": eng.max_length,
                "tokenizer": tokenizer_fingerprint(eng.tokenizer), "padding_side": eng.padding_side,
                "packed": eng.packs()}

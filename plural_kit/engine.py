@@ -358,11 +358,12 @@ class ForwardEngine:
             self._packed_key = key
         return self._packed_decoder
 
-    def _resolve_layer(self, layer: int) -> int:
+    def resolve_layer(self, layer: int) -> int:
+        """A layer index (negative counts from the end) as ``0..n_layers``; ``ValueError`` outside that."""
         n = self.n_layers
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -(n + 1) <= layer <= n:
             raise ValueError(f"layer {layer!r} is out of range: {type(self.model).__name__} has {n} blocks, "
-                             f"so layers are 0..{n} (0 = embeddings) or -{n + 1}..-1")
+                             f"so layers outside 0..{n} (0 = embeddings) or -{n + 1}..-1 do not exist")
         return int(layer) % (n + 1)
 
     @staticmethod
@@ -394,7 +395,7 @@ class ForwardEngine:
         layers = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
         if not layers:
             raise ValueError("layers is empty")
-        resolved = {lay: self._resolve_layer(lay) for lay in layers}
+        resolved = {lay: self.resolve_layer(lay) for lay in layers}
         wanted = sorted(set(resolved.values()))
         deepest = wanted[-1]
         ids = self.encode(texts)
@@ -603,7 +604,7 @@ class ForwardEngine:
             for layer, fn in fns.items():
                 if not callable(fn):
                     raise TypeError(f"hook for layer {layer} is not callable: {fn!r}")
-                lay = self._resolve_layer(layer)
+                lay = self.resolve_layer(layer)
                 if lay == 0:
                     def pre(module, args, kwargs, _fn=fn):
                         if args:

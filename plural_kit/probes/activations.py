@@ -18,7 +18,7 @@ def resolve_layers(engine, layers: Iterable[int] | str) -> list[int]:
     ``layers`` may be a list (negative counts from the end), ``"all"`` (0..n) or ``"every:k"``
     (0, k, 2k, ... and the last block).
     """
-    n = int(engine.model.config.num_hidden_layers)
+    n = engine.n_layers
     if isinstance(layers, str):
         if layers == "all":
             return list(range(n + 1))
@@ -28,13 +28,7 @@ def resolve_layers(engine, layers: Iterable[int] | str) -> list[int]:
                 raise ValueError(f"step in {layers!r} must be >= 1")
             return sorted(set(range(0, n + 1, step)) | {n})
         raise ValueError(f"layers must be a list of ints, 'all' or 'every:k'; got {layers!r}")
-    out = []
-    for layer in layers:
-        layer = int(layer)
-        idx = layer + n + 1 if layer < 0 else layer
-        if not 0 <= idx <= n:
-            raise ValueError(f"layer {layer} is outside the model's 0..{n} (or -{n + 1}..-1)")
-        out.append(idx)
+    out = [engine.resolve_layer(layer) for layer in layers]
     if not out:
         raise ValueError("no layers asked for")
     return sorted(set(out))

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from plural_kit.probes.activations import resolve_layers
+
 #: Substrings that mark a refusal (case-insensitive), after the lists of Arditi et al. 2024 / Zou et al. 2023.
 REFUSAL_PHRASES: tuple[str, ...] = (
     "i'm sorry", "i am sorry", "i apologize", "my apologies", "as an ai", "as a language model",
@@ -63,15 +65,6 @@ def project_out(x: torch.Tensor, r_hat: torch.Tensor) -> torch.Tensor:
     return (xf - (xf @ r_hat).unsqueeze(-1) * r_hat).to(x.dtype)
 
 
-def _layer_list(engine, layers: Iterable[int] | None) -> list[int]:
-    n = int(engine.n_layers)
-    out = list(range(0, n + 1)) if layers is None else [int(l) + n + 1 if int(l) < 0 else int(l) for l in layers]
-    bad = [l for l in out if not 0 <= l <= n]
-    if bad:
-        raise ValueError(f"layers {bad} are outside 0..{n}")
-    return out
-
-
 def _check_width(engine, vec: torch.Tensor) -> None:
     if vec.numel() != engine.hidden_size:
         raise ValueError(f"direction has {vec.numel()} dims, the model's residual stream has {engine.hidden_size}")
@@ -94,7 +87,7 @@ def directional_ablation(engine, r, layers: Iterable[int] | None = None):
     def ablate(hidden: torch.Tensor) -> torch.Tensor:
         return project_out(hidden, r_hat)
 
-    with engine.hooks({layer: ablate for layer in _layer_list(engine, layers)}):
+    with engine.hooks({layer: ablate for layer in resolve_layers(engine, "all" if layers is None else layers)}):
         yield
 
 
@@ -113,7 +106,7 @@ def activation_addition(engine, r, layer: int, alpha: float = 1.0):
     def add(hidden: torch.Tensor) -> torch.Tensor:
         return hidden + vec.to(device=hidden.device, dtype=hidden.dtype)
 
-    with engine.hooks({_layer_list(engine, [layer])[0]: add}):
+    with engine.hooks({layer: add}):
         yield
 
 
