@@ -36,35 +36,52 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+DTYPE_ENV = "PLURAL_KIT_DTYPE"
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+def bf16_in_cpu_flags(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text lists bf16 matrix units (``amx_bf16`` or ``avx512_bf16``)."""
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[-1].split()}
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
 @lru_cache(maxsize=1)
 def cpu_has_bf16_matmul() -> bool:
     """True when this CPU has bf16 matrix units (AMX-BF16 or AVX512-BF16), read from /proc/cpuinfo."""
     try:
         with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
+            return bf16_in_cpu_flags(fh.read())
     except OSError:
         return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _dtype_by_name(name: str, source: str) -> torch.dtype:
+    try:
+        return _DTYPES[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}{source}; use 'auto' or one of {sorted(_DTYPES)}") from None
 
 
 def get_dtype(dtype: str | torch.dtype = "auto", device: str | torch.device = "auto") -> torch.dtype:
     """Resolve the compute dtype for inference.
 
-    ``"auto"``: bf16 on CUDA GPUs that support it (fp16 otherwise), bf16 on CPUs with bf16
-    matrix units, fp32 elsewhere. Strings ``"float32"``, ``"bf16"``, ``"fp16"`` etc. are accepted.
+    ``"auto"``: the environment variable ``PLURAL_KIT_DTYPE`` when it is set (the package-wide
+    default, e.g. ``PLURAL_KIT_DTYPE=float32`` to reproduce an fp32-only machine); otherwise bf16
+    on CUDA GPUs that support it (fp16 otherwise), bf16 on CPUs with bf16 matrix units, fp32
+    elsewhere. Strings ``"float32"``, ``"bf16"``, ``"fp16"`` etc. are accepted.
     """
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {
-        "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-        "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    }
     if dtype != "auto":
-        try:
-            return names[str(dtype).lower()]
-        except KeyError:
-            raise ValueError(f"unknown dtype {dtype!r}; use 'auto' or one of {sorted(names)}") from None
+        return _dtype_by_name(dtype, "")
+    forced = os.environ.get(DTYPE_ENV, "").strip()
+    if forced and forced != "auto":
+        return _dtype_by_name(forced, f" in ${DTYPE_ENV}")
     dev = get_device(device)
     if dev.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -111,3 +128,12 @@ def is_out_of_memory(err: BaseException) -> bool:
         return True
     msg = str(err).lower()
     return isinstance(err, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``getrusage``; Linux and macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux

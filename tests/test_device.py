@@ -36,10 +36,38 @@ def test_dtype_names_and_errors():
 def test_auto_dtype_on_cpu_follows_bf16_units(monkeypatch):
     import plural_kit.device as dev
 
+    monkeypatch.delenv("PLURAL_KIT_DTYPE", raising=False)
     monkeypatch.setattr(dev, "cpu_has_bf16_matmul", lambda: False)
     assert get_dtype("auto", "cpu") is torch.float32
     monkeypatch.setattr(dev, "cpu_has_bf16_matmul", lambda: True)
     assert get_dtype("auto", "cpu") is torch.bfloat16
+
+
+def test_bf16_units_are_read_from_the_flags_line():
+    from plural_kit.device import bf16_in_cpu_flags
+
+    avx2 = "processor\t: 0\nmodel name\t: AMD EPYC 7B12 (avx512_bf16 in the name only)\nflags\t\t: fpu sse2 avx2 fma\n"
+    assert not bf16_in_cpu_flags(avx2)
+    assert bf16_in_cpu_flags("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert bf16_in_cpu_flags("flags\t\t: fpu avx2 amx_tile amx_bf16\n")
+    assert not bf16_in_cpu_flags("")
+
+
+def test_environment_variable_sets_what_auto_resolves_to(monkeypatch):
+    import plural_kit.device as dev
+
+    for has_units in (False, True):
+        monkeypatch.setattr(dev, "cpu_has_bf16_matmul", lambda: has_units)
+        monkeypatch.setenv("PLURAL_KIT_DTYPE", "float32")
+        assert get_dtype("auto", "cpu") is torch.float32
+        monkeypatch.setenv("PLURAL_KIT_DTYPE", "bf16")
+        assert get_dtype("auto", "cpu") is torch.bfloat16
+        assert get_dtype("fp32", "cpu") is torch.float32  # an explicit dtype wins over the variable
+        monkeypatch.setenv("PLURAL_KIT_DTYPE", "auto")
+        assert get_dtype("auto", "cpu") is (torch.bfloat16 if has_units else torch.float32)
+    monkeypatch.setenv("PLURAL_KIT_DTYPE", "int3")
+    with pytest.raises(ValueError, match=r"unknown dtype 'int3' in \$PLURAL_KIT_DTYPE"):
+        get_dtype("auto", "cpu")
 
 
 def test_seed_everything_reproduces_torch_and_numpy():

@@ -67,11 +67,13 @@ def smollm():
 
 
 @pytest.mark.slow
-def test_bundled_smollm_is_a_bf16_chat_model(smollm):
+def test_bundled_smollm_is_a_chat_model_stored_in_bf16(smollm):
+    from plural_kit.device import get_dtype
+
     model, tok = smollm
     assert type(model).__name__ == "LlamaForCausalLM" and is_causal_lm(model.config)
     assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
-    assert model.dtype == torch.bfloat16  # this CPU has AMX-BF16; dtype="auto"
+    assert model.dtype == get_dtype("auto", "cpu")  # the rule (and PLURAL_KIT_DTYPE), not this host
     assert getattr(model, "hf_quantizer", None) is None and not hasattr(model.config, "quantization_config")
     folder = next((cache_home() / "models").glob("smollm2-135m-instruct-*-bf16"))
     assert (folder / "model.safetensors").stat().st_size < 300e6  # bf16, not fp32
