@@ -3,6 +3,10 @@
 Command line::
 
     plural-kit report NOTEBOOK [-p NAME VALUE ...] [--output FILE.html] [--no-input]
+
+A report stands alone: its formulas are rendered to MathML when it is written (no MathJax, no
+script from a CDN), and its files are named after it (``r.html``, ``r.executed.ipynb``,
+``r.metrics.json``), so several reports can share a folder.
 """
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import lru_cache
+from html import escape as html_escape
 from pathlib import Path
 from typing import BinaryIO
 
@@ -89,14 +96,143 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
     return dict(pm.inspect_notebook(str(notebook)))
 
 
-def _parse_value(raw: str):
-    """Parse a ``-p`` value as YAML (numbers, booleans, lists), falling back to the raw string."""
+def _parse_value(name: str, raw: str):
+    """Parse a ``-p NAME VALUE`` value as YAML (numbers, booleans, lists, plain strings).
+
+    Raises ``ValueError`` (one line) when ``raw`` is not valid YAML, e.g. ``"[1, 2"``.
+    """
     import yaml
 
     try:
         return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(
+            f"-p {name} {raw!r} is not a valid YAML value ({problem}); quote a string as -p {name} \"'...'\""
+        ) from None
+
+
+class NotebookCellError(RuntimeError):
+    """A cell of a report's notebook raised; the message is one line naming the cell.
+
+    Attributes: ``notebook`` (the source), ``cell_index`` (0-based index of the cell in the source
+    notebook, as in ``nbformat``'s ``nb.cells``), ``execution_count``, ``source_line`` (first
+    non-empty line of the cell), ``ename``, ``evalue`` (the exception's type name and message),
+    ``executed`` (the executed notebook, kept for inspection).
+    """
+
+    def __init__(self, notebook: Path, cell_index: int, execution_count, source: str, ename: str,
+                 evalue: str, executed: Path):
+        self.notebook, self.cell_index, self.execution_count = notebook, cell_index, execution_count
+        self.source_line = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+        self.ename, self.evalue, self.executed = ename, evalue, executed
+        first = next((ln.strip() for ln in str(evalue).splitlines() if ln.strip()), "")
+        if len(first) > 1000:
+            first = first[:1000] + "..."
+        super().__init__(
+            f"{notebook.name} cell {cell_index} (In [{execution_count}]) `{self.source_line}` raised "
+            f"{ename}: {first} -- the executed notebook is kept at {executed}"
+        )
+
+
+def report_paths(output: str | os.PathLike) -> dict[str, Path]:
+    """The files of one report, all beside the HTML and named after it (``<stem>``).
+
+    ``{"html": <stem>.html, "executed": <stem>.executed.ipynb, "metrics": <stem>.metrics.json}``:
+    the HTML report, the executed notebook, and the notebook's ``metrics.json``. Reports with
+    different names can share a folder. Any other file ``F`` the notebook writes into its
+    ``output_dir`` lands as ``<stem>.F``.
+    """
+    html = Path(output).expanduser().resolve()
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the report is an HTML file: --output must end in .html, got {str(output)!r}")
+    stem = html.stem
+    return {
+        "html": html,
+        "executed": html.with_name(f"{stem}.executed.ipynb"),
+        "metrics": html.with_name(f"{stem}.metrics.json"),
+    }
+
+
+@lru_cache(maxsize=1)
+def _math_exporter_class():
+    """An ``HTMLExporter`` whose reports stand alone: LaTeX rendered to MathML, no CDN scripts."""
+    from jinja2 import pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class MathMLRenderer(IPythonRenderer):
+        def inline_math(self, body: str) -> str:
+            return _mathml(body, "inline")
+
+        def block_math(self, body: str) -> str:
+            return _mathml(body, "block")
+
+        def latex_environment(self, name: str, body: str) -> str:
+            return _mathml(f"\\begin{{{name}}}{body}\\end{{{name}}}", "block")
+
+    class StandaloneHTMLExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            cell = context.get("cell", {})
+            renderer = MathMLRenderer(
+                escape=False,
+                attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images,
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text,
+                exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options,
+            )
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return StandaloneHTMLExporter
+
+
+# The lab template without its CDN scripts (RequireJS, MathJax, Mermaid, the widget manager): the
+# report must read the same offline. LaTeX outputs (text/latex) go through the MathML renderer too.
+_STANDALONE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{% block data_latex scoped %}
+<div class="jp-RenderedLatex jp-OutputArea-output {{ extra_class }}" data-mime-type="text/latex">
+{{ output.data['text/latex'] | markdown2html }}
+</div>
+{%- endblock data_latex %}
+"""
+
+
+def _mathml(tex: str, display: str) -> str:
+    """``tex`` as a MathML element (``display``: "inline" or "block"); the TeX source as code when
+    latex2mathml cannot parse it."""
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(tex, display=display)
+    except Exception:  # latex2mathml raises a dozen unrelated exception types for TeX it cannot parse
+        code = html_escape(tex, quote=False)
+        return f"<code class=\"tex\">$${code}$$</code>" if display == "block" else f"<code class=\"tex\">${code}$</code>"
+
+
+def notebook_html(nb, hide_input: bool = False) -> str:
+    """An executed notebook (``nbformat`` node) as one self-contained HTML page: its formulas are
+    MathML (shown by any current browser, offline) and it loads no script from the network."""
+    exporter = _math_exporter_class()(
+        template_name="lab", raw_template=_STANDALONE_TEMPLATE,
+        exclude_input=hide_input, exclude_input_prompt=hide_input,
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def _source_index(nb, cell_index: int) -> int:
+    """Index in the source notebook of cell ``cell_index`` of papermill's executed notebook
+    (which adds an ``injected-parameters`` cell)."""
+    cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]  # its banners
+    injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    return cell_index - sum(i < cell_index for i in injected)
 
 
 def run_report(
@@ -108,47 +244,75 @@ def run_report(
     kernel_name: str = "python3",
     progress: bool = True,
 ) -> Path:
-    """Execute ``notebook`` with papermill and write an HTML report; return the HTML path.
+    """Execute ``notebook`` with papermill and write a self-contained HTML report; return its path.
 
-    The executed notebook is kept beside the HTML (``<output>.ipynb``). Unknown parameter names
-    raise ``ValueError`` listing the notebook's parameters. ``output_dir`` defaults to the
-    folder of the HTML report so that ``metrics.json`` lands next to it.
+    ``output`` (default ``reports/<notebook>.html``) must end in ``.html``. Beside it go the
+    executed notebook and the notebook's metrics (see :func:`report_paths`): when the notebook
+    declares ``output_dir`` and it is not given, the notebook writes into a fresh folder whose
+    files are then moved beside the HTML as ``<stem>.<file>`` (``metrics.json`` ->
+    ``<stem>.metrics.json``), so reports never overwrite each other's metrics.
+
+    Raises
+    ------
+    ValueError  unknown parameter names (the message lists the notebook's parameters), an output
+        that is not ``.html``, or one whose files would overwrite the source notebook.
+    NotebookCellError  a cell raised: one line naming the cell; the executed notebook is kept.
     """
     import nbformat
     import papermill as pm
-    from nbconvert import HTMLExporter
+    from papermill.exceptions import PapermillExecutionError
 
-    nb_path = find_notebook(notebook)
+    nb_path = find_notebook(notebook).resolve()
     declared = notebook_parameters(nb_path)
     parameters = dict(parameters or {})
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {nb_path.name}; it takes {sorted(declared)}")
-    html_path = Path(output) if output else Path("reports") / f"{nb_path.stem}.html"
-    html_path = html_path.resolve()
+    paths = report_paths(output if output else Path("reports") / f"{nb_path.stem}.html")
+    clash = [k for k, p in paths.items() if p == nb_path]
+    if clash:
+        raise ValueError(f"the report's {clash[0]} file {paths[clash[0]]} would overwrite the notebook itself; "
+                         f"choose another --output")
+    html_path = paths["html"]
     html_path.parent.mkdir(parents=True, exist_ok=True)
+    outputs = None
     if "output_dir" in declared and "output_dir" not in parameters:
-        parameters["output_dir"] = str(html_path.parent)
-    executed = html_path.with_suffix(".ipynb")
-    pm.execute_notebook(
-        str(nb_path), str(executed), parameters=parameters, cwd=str(nb_path.parent),
-        kernel_name=kernel_name, progress_bar=progress,
-    )
-    exporter = HTMLExporter(exclude_input=hide_input, exclude_input_prompt=hide_input)
-    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
-    atomic_write_text(html_path, body)
+        outputs = Path(tempfile.mkdtemp(dir=html_path.parent, prefix=f".{html_path.stem}.outputs."))
+        parameters["output_dir"] = str(outputs)
+    try:
+        try:
+            pm.execute_notebook(
+                str(nb_path), str(paths["executed"]), parameters=parameters, cwd=str(nb_path.parent),
+                kernel_name=kernel_name, progress_bar=progress,
+            )
+        except PapermillExecutionError as err:
+            executed = nbformat.read(str(paths["executed"]), as_version=4)
+            raise NotebookCellError(nb_path, _source_index(executed, err.cell_index), err.exec_count,
+                                    err.source, err.ename, err.evalue, paths["executed"]) from None
+        if outputs is not None:
+            for entry in sorted(outputs.iterdir()):
+                os.replace(entry, html_path.with_name(f"{html_path.stem}.{entry.name}"))
+    finally:
+        if outputs is not None:
+            shutil.rmtree(outputs, ignore_errors=True)
+    atomic_write_text(html_path, notebook_html(nbformat.read(str(paths["executed"]), as_version=4), hide_input))
     return html_path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``plural-kit`` command."""
+    """Entry point of the ``plural-kit`` command.
+
+    Exit status: 0 done; 1 a cell of the notebook raised (one line names it); 2 a usage error
+    (unknown notebook or parameter, a value that is not YAML, an output that is not ``.html``).
+    """
     parser = argparse.ArgumentParser(prog="plural-kit", description="plural_kit lessons and reports")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="run a lesson notebook with papermill and write an HTML report")
     rep.add_argument("notebook", help="path, file name or prefix of a notebook in notebooks/ (e.g. 01)")
     rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="set a notebook parameter (value parsed as YAML); repeatable")
-    rep.add_argument("-o", "--output", help="HTML file to write (default reports/<notebook>.html)")
+    rep.add_argument("-o", "--output", help="HTML file to write (default reports/<notebook>.html); the executed "
+                     "notebook and the metrics go beside it as <name>.executed.ipynb and <name>.metrics.json")
     rep.add_argument("--no-input", action="store_true", help="hide code cells in the report")
     rep.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
     args = parser.parse_args(argv)
@@ -158,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
             for name, spec in notebook_parameters(nb_path).items():
                 print(f"{name}: {spec.get('inferred_type_name')} = {spec.get('default')}  {spec.get('help', '')}")
             return 0
-        params = {name: _parse_value(value) for name, value in args.parameter}
+        params = {name: _parse_value(name, value) for name, value in args.parameter}
         html = run_report(nb_path, params, args.output, hide_input=args.no_input)
+    except NotebookCellError as err:
+        print(f"plural-kit: error: {err}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as err:
         print(f"plural-kit: error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -29,9 +30,9 @@ def test_data_home_resolution(monkeypatch, tmp_path):
     assert data_home() == (tmp_path / "h" / ".cache" / "plural_kit" / "data").resolve()
 
 
-def test_fetch_uses_mirror(plural_kit_data_home):
-    assert fetch(REL) == plural_kit_data_home.resolve() / REL
-    assert fetch(REL, data_home=plural_kit_data_home) == plural_kit_data_home.resolve() / REL
+def test_fetch_uses_mirror(data_mirror):
+    assert fetch(REL) == data_mirror / REL
+    assert fetch(REL, data_home=data_mirror) == data_mirror / REL
 
 
 def test_fetch_rejects_paths_outside_home(tmp_path):
@@ -40,21 +41,48 @@ def test_fetch_rejects_paths_outside_home(tmp_path):
             fetch(bad, data_home=tmp_path)
 
 
-def test_registry_matches_mirror(plural_kit_data_home):
+def test_registry_matches_mirror(data_mirror):
     """Every registered file is in the mirror with the registered size and sha256."""
     reg = home.registry()
     assert len(reg) >= 170
     for rel, entry in reg.items():
-        path = plural_kit_data_home / rel
+        path = data_mirror / rel
         assert path.is_file(), rel
         assert path.stat().st_size == entry["size"], rel
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], rel
 
 
-def test_registry_is_generated_from_mirror(plural_kit_data_home):
+def test_registry_is_generated_from_mirror(data_mirror):
     from plural_kit.data._registry_build import build_registry
 
-    assert build_registry(plural_kit_data_home) == home._load_registry()
+    assert build_registry(data_mirror) == home._load_registry()
+
+
+def test_packaged_mfq2_needs_no_data_home(tmp_path):
+    """The MFQ-2 items ship inside the package with the registered sha256 and their citation."""
+    entry = home.registry()["mfq2/items.csv"]
+    path = fetch("mfq2/items.csv", data_home=tmp_path / "empty")
+    assert path == home.packaged_path("mfq2/items.csv") and path.is_file()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    assert entry["url"] is None  # nothing to download
+    assert "Atari" in (path.parent / "README.md").read_text()
+    assert not (tmp_path / "empty").exists()  # nothing written into the data home
+    # a copy in the data home wins
+    (tmp_path / "home" / "mfq2").mkdir(parents=True)
+    (tmp_path / "home" / "mfq2" / "items.csv").write_bytes(path.read_bytes())
+    assert fetch("mfq2/items.csv", data_home=tmp_path / "home") == (tmp_path / "home" / "mfq2" / "items.csv").resolve()
+    assert home.packaged_path(REL) is None
+
+
+def test_packaged_copy_must_match_mirror(tmp_path, monkeypatch):
+    from plural_kit.data import _registry_build
+
+    mirror = tmp_path / "mirror"
+    (mirror / "mfq2").mkdir(parents=True)
+    (mirror / "mfq2" / "items.csv").write_text("item,foundation,text\n")
+    monkeypatch.setattr(_registry_build, "SOURCES", {"mfq2": _registry_build.SOURCES["mfq2"]})
+    with pytest.raises(ValueError, match="byte-identical"):
+        _registry_build.build_registry(mirror)
 
 
 def test_registry_urls_are_pinned(monkeypatch):
@@ -70,11 +98,11 @@ def test_registry_urls_are_pinned(monkeypatch):
 
 
 @pytest.fixture
-def http_mirror(tmp_path, plural_kit_data_home):
-    """A local HTTP server on 127.0.0.1 serving a temporary copy of one mirrored file."""
+def http_mirror(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving a temporary copy of one registered file."""
     served = tmp_path / "served"
     (served / REL).parent.mkdir(parents=True)
-    shutil.copy(plural_kit_data_home / REL, served / REL)
+    shutil.copy(fetch(REL), served / REL)
     handler = functools.partial(_QuietHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -92,13 +120,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_download_with_checksum(http_mirror, tmp_path, monkeypatch, plural_kit_data_home):
+def test_download_with_checksum(http_mirror, tmp_path, monkeypatch):
     served, url = http_mirror
     monkeypatch.setenv("PLURAL_KIT_DATA_URL", url)
     cache = tmp_path / "cache"
     path = fetch(REL, data_home=cache)
     assert path == cache.resolve() / REL
-    assert path.read_bytes() == (plural_kit_data_home / REL).read_bytes()
+    assert path.read_bytes() == (served / REL).read_bytes()
     # a second call uses the cached copy: it works with the server's file gone
     (served / REL).unlink()
     assert fetch(REL, data_home=cache) == path
@@ -129,10 +157,37 @@ def test_missing_file_offline(tmp_path, monkeypatch):
         fetch(REL, data_home=tmp_path)
     msg = str(err.value)
     assert REL in msg and f"{url}/{REL}" in msg
-    assert "PLURAL_KIT_DATA_HOME" in msg and "data_home" in msg
+    assert "PLURAL_KIT_DATA_HOME" in msg and "data_home" in msg and "online" in msg
+    assert err.value.relative_path == REL and err.value.data_home == tmp_path.resolve()
+    assert msg.startswith(f"{REL} is not in {tmp_path.resolve()} and ")  # the test suite parses this
+    assert not any(tmp_path.iterdir())  # no empty folders left behind either
 
 
-def test_missing_file_without_url(tmp_path):
+def test_offline_download_fails_fast(tmp_path, monkeypatch):
+    """A download that cannot connect gives up after the connect timeout, not requests' default."""
+    import time
+
+    import requests
+
+    seen = {}
+
+    def no_network(url, timeout=None, **kwargs):
+        seen["timeout"] = timeout
+        raise requests.ConnectionError("no network")
+
+    monkeypatch.delenv("PLURAL_KIT_DATA_URL", raising=False)
+    monkeypatch.setattr(requests, "get", no_network)
+    start = time.monotonic()
+    with pytest.raises(DataNotFoundError, match="could not be downloaded"):
+        fetch(REL, data_home=tmp_path)
+    assert time.monotonic() - start < 5
+    assert seen["timeout"] == home.DOWNLOAD_TIMEOUT and home.DOWNLOAD_TIMEOUT[0] <= 10
+
+
+def test_missing_file_without_url(tmp_path, monkeypatch):
+    reg = json.loads(json.dumps(home._load_registry()))
+    reg["sources"]["mfq2"]["packaged"] = False  # as if the items were not shipped
+    monkeypatch.setattr(home, "_load_registry", lambda: reg)
     with pytest.raises(DataNotFoundError, match="no known public URL") as err:
         fetch("mfq2/items.csv", data_home=tmp_path)
     assert "PLURAL_KIT_DATA_HOME" in str(err.value)
@@ -157,3 +212,89 @@ def test_import_needs_no_network():
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=120)
+
+
+# ------------------------------------------------------------------ the test suite without data
+_SUITE = '''
+import pytest
+from papermill.exceptions import PapermillExecutionError
+from plural_kit.data import load_d3code_raters, load_mfq2_items
+from plural_kit.data.home import DataNotFoundError, data_home, fetch
+
+
+def test_needs_d3code():
+    load_d3code_raters()
+
+
+@pytest.fixture(scope="module")
+def lesson():
+    msg = f"seegull/stereotypes_global_v2.csv is not in {data_home()} and could not be downloaded"
+    raise PapermillExecutionError(3, 2, "pkd.load_seegull()", "DataNotFoundError", msg, [])
+
+
+def test_lesson_a(lesson):
+    pass
+
+
+def test_lesson_b(lesson):
+    pass
+
+
+def test_packaged_items_run_offline():
+    assert len(load_mfq2_items()) == 36
+
+
+def test_own_data_home_is_a_real_failure(tmp_path):
+    fetch("d3code/d3-raters.csv", data_home=tmp_path)
+
+
+def test_assertion_while_handling_is_a_real_failure():
+    try:
+        load_d3code_raters()
+    except DataNotFoundError:
+        assert False, "a bug found while handling missing data"
+
+
+def test_unregistered_file_is_a_real_failure():
+    fetch("d3code/not-registered.csv")
+
+
+def test_other_lesson_error_is_a_real_failure():
+    raise PapermillExecutionError(1, 1, "1/0", "ZeroDivisionError", "division by zero", [])
+'''
+
+
+@pytest.fixture
+def offline_suite(pytester, monkeypatch, tmp_path):
+    """The repository's conftest.py and a small test file, run with an empty data home and no network."""
+    monkeypatch.setenv("PLURAL_KIT_DATA_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("PLURAL_KIT_DATA_URL", f"http://127.0.0.1:{_closed_port()}")  # downloads fail at once
+    pytester.makeconftest((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
+    pytester.makepyfile(test_suite=_SUITE)
+    return pytester
+
+
+def test_missing_data_is_skipped_and_summarised(offline_suite, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    result = offline_suite.runpytest("-ra", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, skipped=3, failed=4)
+    result.stdout.fnmatch_lines([
+        "SKIPPED *test_suite.py:7: needs data set d3code/d3-raters.csv: not in *empty and not downloadable; "
+        "set PLURAL_KIT_DATA_HOME*",
+        "SKIPPED *test_suite.py:17: needs data set seegull/stereotypes_global_v2.csv*",  # both tests of the
+        "SKIPPED *test_suite.py:21: needs data set seegull/stereotypes_global_v2.csv*",  # failed lesson run
+        "FAILED *test_own_data_home_is_a_real_failure*",
+        "FAILED *test_assertion_while_handling_is_a_real_failure*",
+        "FAILED *test_unregistered_file_is_a_real_failure*",
+        "FAILED *test_other_lesson_error_is_a_real_failure*",
+        "plural_kit: 3 test(s) not run: their data is not in *empty and could not be downloaded "
+        "(needed: d3code, seegull); to run them, set PLURAL_KIT_DATA_HOME to a data mirror*online*",
+        "*4 failed, 1 passed, 3 skipped*",
+    ])
+
+
+def test_missing_data_fails_under_ci(offline_suite, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    result = offline_suite.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=5, errors=2)
+    assert "not run" not in result.stdout.str()

@@ -5,7 +5,9 @@ Run from the repository root, with a mirror laid out like ``shared/data``::
     python -m plural_kit.data._registry_build ../shared/data
 
 Every registered file is hashed as it lies in the mirror (the mirror keeps the files exactly as
-published). The canonical URL is the file in its public repository at a pinned commit.
+published). The canonical URL is the file in its public repository at a pinned commit; a source
+marked ``packaged`` has no URL and is shipped in ``plural_kit/data/packaged/`` instead (its copy
+there must be byte-identical to the mirror's).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pooch
 from plural_kit.report import atomic_write_text
 
 _RAW = "https://raw.githubusercontent.com"
+_PACKAGED = Path(__file__).with_name("packaged")
 
 # folder in the mirror -> where its files live upstream. ``files`` maps a glob inside the
 # folder to the path prefix inside the repository (None: registered without a public URL).
@@ -60,9 +63,11 @@ SOURCES: dict[str, dict] = {
         "repo": None,
         "commit": None,
         "base_url": None,
+        # shipped inside the package (plural_kit/data/packaged/mfq2/): no download needed
+        "packaged": True,
         "license": "cite Atari et al. (2023); research use",
         "note": "transcribed from the published questionnaire (Atari et al. 2023, JPSP 125(5)); "
-        "no public machine-readable copy is known",
+        "no public machine-readable copy is known, so plural_kit ships it",
         "files": {"items.csv": None},
     },
     "refusal_direction_prompts": {
@@ -113,10 +118,15 @@ def build_registry(mirror: str | Path) -> dict:
                 raise FileNotFoundError(f"no file matches {folder}/{pattern} in {mirror}")
             for path in matches:
                 rel = path.relative_to(mirror / folder).as_posix()
+                sha256 = pooch.file_hash(str(path), alg="sha256")
+                if src.get("packaged"):
+                    copy = _PACKAGED / folder / rel
+                    if not copy.is_file() or pooch.file_hash(str(copy), alg="sha256") != sha256:
+                        raise ValueError(f"{copy} must be a byte-identical copy of {path}")
                 files[f"{folder}/{rel}"] = {
                     "source": folder,
                     "path": None if prefix is None else prefix + path.name,
-                    "sha256": pooch.file_hash(str(path), alg="sha256"),
+                    "sha256": sha256,
                     "size": path.stat().st_size,
                 }
     sources = {k: {kk: vv for kk, vv in v.items() if kk != "files"} for k, v in SOURCES.items()}

@@ -70,7 +70,9 @@ def load_hh_rlhf(
     except DataNotFoundError as err:
         raise DataNotFoundError(
             f"{err} Only harmless-base/test is registered for download; get {subset}/{split} from "
-            f"{_BASE_URL}{subset}/{split}.jsonl.gz and place it as above."
+            f"{_BASE_URL}{subset}/{split}.jsonl.gz and place it as above.",
+            err.relative_path,
+            err.data_home,
         ) from err
     df = _hh(st).copy()
     df.insert(0, "user", user)

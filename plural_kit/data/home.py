@@ -7,11 +7,17 @@ Resolution of the data home (first that is set wins):
 3. ``~/.cache/plural_kit/data``.
 
 The data home is laid out like the project's mirror (``shared/data``): ``<home>/<folder>/<file>``.
-:func:`fetch` returns a file that exists there as is; otherwise it downloads the file from its
-public repository at a pinned commit (``registry.json``), checks its sha256 and stores it in the
-data home (pooch writes through a temporary file, so an interrupted download leaves nothing).
-Set ``PLURAL_KIT_DATA_URL`` to a base URL laid out like the mirror (e.g. an institution's copy)
-to download from there instead of the canonical URLs. Nothing touches the network at import.
+:func:`fetch` returns a file that exists there as is; otherwise a file shipped inside the package
+(``plural_kit/data/packaged/``: the MFQ-2 items, which have no public download) is returned from
+there, and any other file is downloaded from its public repository at a pinned commit
+(``registry.json``), its sha256 checked and stored in the data home (pooch writes through a
+temporary file, so an interrupted download leaves nothing). Set ``PLURAL_KIT_DATA_URL`` to a base
+URL laid out like the mirror (e.g. an institution's copy) to download from there instead of the
+canonical URLs. Nothing touches the network at import.
+
+A file that is neither in the data home, nor packaged, nor downloadable (no URL, or no network)
+raises :class:`DataNotFoundError`, always that class: the test suite skips a test that needs such
+a file (and fails it under ``CI=true``).
 """
 from __future__ import annotations
 
@@ -23,11 +29,13 @@ from pathlib import Path, PurePosixPath
 
 __all__ = [
     "DATA_HOME_ENV",
+    "DOWNLOAD_TIMEOUT",
     "DATA_URL_ENV",
     "DataChecksumError",
     "DataNotFoundError",
     "data_home",
     "fetch",
+    "packaged_path",
     "registry",
     "registry_url",
 ]
@@ -36,12 +44,28 @@ DATA_HOME_ENV = "PLURAL_KIT_DATA_HOME"
 DATA_URL_ENV = "PLURAL_KIT_DATA_URL"
 DEFAULT_DATA_HOME = Path("~/.cache/plural_kit/data")
 _REGISTRY_FILE = Path(__file__).with_name("registry.json")
+_PACKAGED = Path(__file__).with_name("packaged")
+#: seconds to wait for a connection and then between bytes of a download (requests' (connect,
+#: read) timeout): offline, a download fails within seconds instead of hanging
+DOWNLOAD_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 log = logging.getLogger(__name__)
 
 
 class DataNotFoundError(FileNotFoundError):
-    """A data file is neither in the data home nor downloadable (no URL, or no network)."""
+    """A data file is neither in the data home, nor packaged, nor downloadable (no URL, or no network).
+
+    ``relative_path``: the file inside the data home (e.g. ``"d3code/d3-raters.csv"``);
+    ``data_home``: the data home that was searched. The message starts with the relative path.
+    """
+
+    def __init__(self, message: str, relative_path: str | None = None, data_home: Path | None = None):
+        super().__init__(message)
+        self.relative_path = relative_path
+        self.data_home = data_home
+
+    def __reduce__(self):  # keep the attributes through pickling (multiprocessing, pytest-xdist)
+        return type(self), (str(self), self.relative_path, self.data_home)
 
 
 class DataChecksumError(ValueError):
@@ -105,8 +129,26 @@ def _help(rel: str, home: Path) -> str:
     return (
         f"Place the file at {home / rel} (a mirror laid out like the project's shared/data), "
         f"or point the loaders at such a mirror with data_home=... or the environment variable "
-        f"{DATA_HOME_ENV}."
+        f"{DATA_HOME_ENV}, or run online so that it is downloaded from its public source."
     )
+
+
+def packaged_path(relative_path: str | os.PathLike) -> Path | None:
+    """The copy of a registered file shipped inside the package, or None when it has none."""
+    rel = _normalise(relative_path)
+    entry = _load_registry()["files"].get(rel)
+    if entry is None or not _load_registry()["sources"][entry["source"]].get("packaged"):
+        return None
+    return _PACKAGED / rel
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove the folders a failed download created (deepest first), if they are still empty."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def fetch(relative_path: str | os.PathLike, data_home: str | os.PathLike | None = None) -> Path:
@@ -117,6 +159,9 @@ def fetch(relative_path: str | os.PathLike, data_home: str | os.PathLike | None 
     relative_path : path inside the data home, as in the mirror (e.g.
         ``"anthropic_evals/persona/agreeableness.jsonl"``).
     data_home : the data home (see :func:`data_home`).
+
+    A file in the data home wins; else a packaged file (see :func:`packaged_path`) is returned
+    from the package (no network); else the file is downloaded into the data home.
 
     Raises
     ------
@@ -133,18 +178,29 @@ def fetch(relative_path: str | os.PathLike, data_home: str | os.PathLike | None 
         return local
     entry = _load_registry()["files"].get(rel)
     if entry is None:
-        raise DataNotFoundError(f"{rel} is not in {home} and not in the data registry. " + _help(rel, home))
+        raise DataNotFoundError(
+            f"{rel} is not in {home} and not in the data registry. " + _help(rel, home), rel, home
+        )
+    packaged = packaged_path(rel)
+    if packaged is not None and packaged.is_file():
+        return packaged
     url = registry_url(rel)
     if url is None:
         note = _load_registry()["sources"][entry["source"]].get("note", "")
         raise DataNotFoundError(
             f"{rel} is not in {home} and has no known public URL to download it from ({note}). "
-            + _help(rel, home)
+            + _help(rel, home),
+            rel,
+            home,
         )
     import pooch
     import requests
 
     log.info("downloading %s from %s into %s", rel, url, local.parent)
+    pooch_log = pooch.get_logger()  # pooch prints "Downloading data from ..." itself: keep it quiet
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)
+    new_dirs = [d for d in (local.parent, *local.parent.parents) if not d.exists()]  # deepest first
     try:
         path = pooch.retrieve(
             url,
@@ -152,8 +208,12 @@ def fetch(relative_path: str | os.PathLike, data_home: str | os.PathLike | None 
             fname=local.name,
             path=local.parent,
             progressbar=False,
+            downloader=pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT)
+            if url.startswith(("http://", "https://"))
+            else None,
         )
     except ValueError as err:
+        _remove_empty(new_dirs)
         if "hash" not in str(err).lower():
             raise
         raise DataChecksumError(
@@ -162,8 +222,13 @@ def fetch(relative_path: str | os.PathLike, data_home: str | os.PathLike | None 
             f"download was corrupted. " + _help(rel, home)
         ) from err
     except (requests.RequestException, OSError) as err:
+        _remove_empty(new_dirs)
         raise DataNotFoundError(
             f"{rel} is not in {home} and could not be downloaded from {url} "
-            f"({type(err).__name__}: {err}). " + _help(rel, home)
+            f"({type(err).__name__}: {err}). " + _help(rel, home),
+            rel,
+            home,
         ) from err
+    finally:
+        pooch_log.setLevel(level)
     return Path(path)

@@ -1,5 +1,5 @@
-"""Human reference data for cultural audits: MFQ-2 items, D3CODE raters' moral foundations by
-country, SeeGULL stereotype votes, and GlobalOpinionQA (online only).
+"""Human reference data for cultural audits: MFQ-2 items (shipped with the package), D3CODE
+raters' moral foundations by country, SeeGULL stereotype votes, and GlobalOpinionQA (online only).
 
 All loaders take ``data_home=None`` (see :mod:`plural_kit.data.home`) and return fresh copies.
 """
@@ -47,8 +47,10 @@ def load_mfq2_items(data_home: PathLike = None) -> pd.DataFrame:
 
     Returns a DataFrame (36, 3): ``item`` (1..36), ``foundation`` (one of :data:`FOUNDATIONS`,
     six items each), ``text``. Items are rated 1 (does not describe me at all) to 5 (describes me
-    extremely well); a foundation score is the mean of its six items. Mirror-only: the file was
-    transcribed from the published questionnaire and has no download URL.
+    extremely well); a foundation score is the mean of its six items. The items ship with the
+    package (``plural_kit/data/packaged/mfq2/``, with the citation; no network needed): they were
+    transcribed from the published questionnaire, which has no machine-readable download. A copy
+    at ``<data_home>/mfq2/items.csv`` is read instead when one exists.
     """
     return _mfq2(stamp(_MFQ2, data_home)).copy()
 
