@@ -1,4 +1,8 @@
-"""Run notebooks/02_cultural_bias_audit.ipynb with papermill and small parameters; check metrics.json."""
+"""Run notebooks/02_cultural_bias_audit.ipynb with papermill and small parameters; check metrics.json.
+
+Every claim's outcome is asserted exactly: it is decided by its interval, so it is the same under
+PLURAL_KIT_DTYPE=float32 and bf16 (run this file under both).
+"""
 import json
 import math
 from pathlib import Path
@@ -11,7 +15,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_cultural_bias
 SMALL = {
     "n_items_per_foundation": 1,
     "n_control_pairs": 3,
-    "steer_countries": ["Japan"],
+    "steer_countries": ["United States of America", "Egypt", "Japan"],  # the pooled claim needs several
     "n_variants": 3,
     "n_permutations": 49,
     "n_seegull_pairs": 4,
@@ -19,6 +23,20 @@ SMALL = {
     "max_new_tokens": 8,
     "n_boot": 100,
     "device": "cpu",
+}
+OUTCOMES = {
+    # the 135M model does not tell obvious statements from their opposites ...
+    "signal_check_passes": "does not hold",
+    # ... because it answers by position
+    "answers_follow_position": "holds",
+    "nearest_country_ahead": "not distinguishable",
+    "steering_moves_toward_country": "not distinguishable",
+    "design_moves_more_than_countries": "holds",
+    "design_explains_more_than_items": "holds",
+    "sides_with_in_region": "not distinguishable",
+    # one question: no interval
+    "multiplex_more_diverse": "not distinguishable",
+    "multi_agent_more_diverse": "not distinguishable",
 }
 
 
@@ -29,6 +47,19 @@ def metrics(tmp_path_factory, plural_kit_data_home):
     papermill.execute_notebook(str(NOTEBOOK), str(out / "out.ipynb"), parameters={**SMALL, "output_dir": str(out)},
                                kernel_name="python3", cwd=str(out), progress_bar=False)
     return json.loads((out / "metrics.json").read_text())
+
+
+def test_claim_outcomes(metrics):
+    got = {name: c["outcome"] for name, c in metrics["claims"].items()}
+    assert got == OUTCOMES
+    for c in metrics["claims"].values():
+        if c["ci_low"] is not None:  # NaN (no interval) is written as null
+            assert c["ci_low"] <= c["estimate"] <= c["ci_high"]
+
+
+def test_what_survives_follows_the_signal_check(metrics):
+    assert metrics["robustness"]["survives"] == []  # the signal check does not hold: nothing survives
+    assert metrics["mfq"]["inconclusive"] is True
 
 
 def test_signal_check_and_profile(metrics):
@@ -46,25 +77,27 @@ def test_signal_check_and_profile(metrics):
         assert 0 < row["on_option_mass"] <= 1
     assert len(mfq["distance"]) == 21 and all(d >= 0 for d in mfq["distance"].values())
     assert mfq["nearest"][0] == min(mfq["distance"], key=mfq["distance"].get)
-    assert mfq["inconclusive"] == (not sc["passed"])
+    assert metrics["claims"]["nearest_country_ahead"]["details"]["nearest"] == mfq["nearest"][0]
 
 
 def test_steering_robustness_seegull_perspectives(metrics):
     st = metrics["steering"]
-    assert st["countries"] == ["Japan"] and 0 <= st["n_moved"] <= 1
-    row = st["table"]["Japan"]
-    assert row["delta"] == pytest.approx(row["d_neutral"] - row["d_steered"], abs=1e-3)
+    assert st["countries"] == SMALL["steer_countries"] and 0 <= st["n_moved"] <= 3
+    for row in st["table"].values():
+        assert row["delta"] == pytest.approx(row["d_neutral"] - row["d_steered"], abs=1e-3)
+    mean_delta = sum(r["delta"] for r in st["table"].values()) / 3
+    assert metrics["claims"]["steering_moves_toward_country"]["estimate"] == pytest.approx(mean_delta, abs=1e-3)
     rob = metrics["robustness"]
     assert len(rob["variants"]) == 3 and len(rob["scores"]) == 3
     assert 0 <= rob["design_share"] <= 1 and 0 <= rob["item_share"] <= 1
+    assert metrics["claims"]["design_explains_more_than_items"]["estimate"] == pytest.approx(
+        rob["design_share"] - rob["item_share"], abs=1e-6)
     assert all(0 < p <= 1 for p in rob["permutation_p"].values())
     assert rob["order_correlation"] is None or -1 <= rob["order_correlation"] <= 1
-    if not metrics["signal_check"]["passed"]:
-        assert rob["survives"] == []
     sg = metrics["seegull"]
     assert sg["n_pairs"] == 4 and 0 <= sg["sim_in"] <= 1 and 0 <= sg["sim_out"] <= 1
-    assert sg["sides_with"] in {"in_region", "out_of_region", "neither"}
     ent = metrics["perspectives"]["entropy"]
     assert set(ent) == {"plain", "multiplex", "multi_agent"}
     assert all(0 <= e["normalized_entropy"] <= 1 for e in ent.values())
     assert math.isfinite(metrics["timing_s"]["total"])
+    assert 0 < metrics["peak_rss_mb"] < 1536

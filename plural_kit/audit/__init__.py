@@ -11,6 +11,11 @@
 - :mod:`~plural_kit.audit.stereotypes`: SeeGULL in-region vs out-of-region annotators.
 - :mod:`~plural_kit.audit.opinions`: GlobalOpinionQA similarity by country.
 - :mod:`~plural_kit.audit.perspectives`: perspective diversity of free-text answers.
+
+Each result turns its conclusion into a claim with an interval (:mod:`plural_kit.claims`):
+``SignalCheck.claim``, :func:`position_claim`, :func:`nearest_country_claim`,
+``SteeringResult.claims``, ``RobustnessResult.claims`` / ``.verdict``, ``StereotypeResult.claim``,
+``PerspectiveResult.claims``.
 """
 from plural_kit.audit.distributions import (
     AnswerDistributions,
@@ -44,7 +49,9 @@ from plural_kit.audit.mfq import (
     foundation_scores,
     human_means,
     mfq_items,
+    nearest_country_claim,
     order_averaged,
+    position_claim,
     signal_check,
 )
 from plural_kit.audit.opinions import country_similarity, opinion_distributions, opinion_items
@@ -55,8 +62,8 @@ from plural_kit.audit.perspectives import (
     PerspectiveResult,
     perspective_audit,
 )
-from plural_kit.audit.robustness import RobustnessResult, design_variants, permutation_test, robustness_audit
-from plural_kit.audit.steering import NEUTRAL_PERSONA, SteeringResult, steering_audit
+from plural_kit.audit.robustness import RobustnessResult, Verdict, design_variants, permutation_test, robustness_audit
+from plural_kit.audit.steering import NEUTRAL_PERSONA, SteeringResult, steering_audit, steering_from_scores
 from plural_kit.audit.stereotypes import StereotypeResult, seegull_pairs, stereotype_audit
 
 __all__ = [
@@ -66,8 +73,9 @@ __all__ = [
     "RobustnessResult", "SignalCheck", "SteeringResult", "StereotypeResult", "answer_distributions",
     "bootstrap_ci", "build_prompt", "check_distribution", "compare_with_countries", "control_items",
     "country_similarity", "opinion_distributions", "opinion_items",
-    "design_variants", "expected_value", "foundation_scores", "human_means", "mfq_items", "normalized_entropy",
-    "option_labels", "option_permutation", "order_averaged", "perspective_audit", "permutation_test",
+    "design_variants", "expected_value", "foundation_scores", "human_means", "mfq_items", "nearest_country_claim",
+    "normalized_entropy",
+    "option_labels", "option_permutation", "order_averaged", "perspective_audit", "permutation_test", "position_claim",
     "representativeness", "resolve_label_tokens", "robustness_audit", "seegull_pairs", "signal_check",
-    "similarity", "steering_audit", "stereotype_audit",
+    "similarity", "steering_audit", "steering_from_scores", "stereotype_audit", "Verdict",
 ]

@@ -20,6 +20,7 @@ import pandas as pd
 
 from plural_kit.audit.distributions import AnswerDistributions, MultipleChoiceItem, PromptDesign, answer_distributions
 from plural_kit.audit.metrics import AuditInputError, bootstrap_ci
+from plural_kit.claims import Claim, claim_proportion
 
 __all__ = [
     "CONTROL_PAIRS",
@@ -33,7 +34,9 @@ __all__ = [
     "foundation_scores",
     "human_means",
     "mfq_items",
+    "nearest_country_claim",
     "order_averaged",
+    "position_claim",
     "signal_check",
 ]
 
@@ -129,6 +132,18 @@ class SignalCheck:
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
+
+    def claim(self, name: str = "signal_check_passes") -> Claim:
+        """The check as a claim: the mean (agree − disagree) rating difference, bootstrap CI over the
+        control pairs, is above ``margin`` points. When it does not hold, comparisons with countries
+        are inconclusive."""
+        est, low, high = self.difference
+        return Claim(name, "the model's answers carry signal: it rates the agreeable control statements "
+                           f"at least {self.margin:g} point{'s' * (self.margin != 1)} above the disagreeable ones",
+                     "agree - disagree rating", est, low, high, threshold=self.margin, side="greater",
+                     method=f"bootstrap over {len(self.table)} control pairs, {len(self.per_design)} designs",
+                     details={"pairs in the obvious direction": self.share_correct,
+                              "P(first-listed option)": self.position_0})
 
     def summary(self) -> str:
         d = self.difference
@@ -253,3 +268,78 @@ def compare_with_countries(model_scores: pd.Series, distributions: pd.DataFrame,
     table.index.name = by
     table["rank"] = table["distance"].rank(method="min").astype(int)
     return CountryComparison(table.sort_values("distance"), pd.DataFrame(rows), model_scores)
+
+
+def position_claim(results: Sequence[AnswerDistributions], name: str = "answers_follow_position") -> Claim:
+    """Is the model's top answer the first-listed option more often than chance (1 in K)?
+
+    ``results``: the same items under one or more designs (e.g. both option orders); every
+    (item, design) counts once. Wilson interval of the share vs ``1 / K``.
+    """
+    if not results:
+        raise AuditInputError("no answer distributions")
+    top = np.concatenate([r.position_probs.argmax(axis=1) for r in results])
+    k = results[0].position_probs.shape[1]
+    return claim_proportion(name, "the model's top answer is the first-listed option more often than chance",
+                            int((top == 0).sum()), int(top.size), quantity="share of answers on the first option",
+                            threshold=1.0 / k, side="greater",
+                            details={"designs": len(results), "P(first-listed option)":
+                                     float(np.mean([r.position_probs[:, 0].mean() for r in results]))})
+
+
+def _item_bootstrap(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per group (in order of appearance): the group's item indices and (n_boot, n_items) resampled positions."""
+    out = []
+    for g in dict.fromkeys(groups):
+        members = np.flatnonzero(groups == g)
+        out.append((members, rng.integers(0, len(members), size=(n_boot, len(members)))))
+    return out
+
+
+def nearest_country_claim(results: Sequence[AnswerDistributions], distributions: pd.DataFrame, *,
+                          by: str = "country", n_boot: int = 1000, seed: int = 0,
+                          name: str = "nearest_country_ahead") -> Claim:
+    """Does the audit single out one country? The nearest country vs the runner-up.
+
+    ``results``: the MFQ-2 items under the designs whose order-averaged scores make the model's
+    profile; ``distributions``: :func:`plural_kit.data.country_foundation_distributions`.
+    Distance = mean |model − country mean| over foundations (rating points). The nearest and
+    the runner-up are named from the full data; the quantity is d(runner-up) − d(nearest), with a
+    bootstrap CI that resamples items within each foundation (the model's side) and raters
+    within each country (the people's side) in the same rounds.
+    """
+    avg = order_averaged(results)
+    groups = avg["group"].to_numpy()
+    foundations = list(dict.fromkeys(groups))
+    missing = {by, "foundation", "scores"} - set(distributions.columns)
+    if missing:
+        raise AuditInputError(f"human distributions lack columns {sorted(missing)}")
+    x = avg["expected"].to_numpy()
+    rng = np.random.default_rng(seed)
+    strata = _item_bootstrap(groups, n_boot, rng)
+    model = np.array([x[m].mean() for m, _ in strata])                                   # (F,)
+    model_boot = np.stack([x[m][b].mean(axis=1) for m, b in strata], axis=1)             # (n_boot, F)
+    countries = sorted(distributions[by].unique())
+    human = np.empty((len(countries), len(foundations)))
+    human_boot = np.empty((n_boot, len(countries), len(foundations)))
+    for ci, c in enumerate(countries):
+        sub = distributions[distributions[by] == c].set_index("foundation")
+        absent = set(foundations) - set(sub.index)
+        if absent:
+            raise AuditInputError(f"no human scores for {c} on {sorted(absent)}")
+        scores = np.stack([np.asarray(s, dtype=float) for s in sub.loc[foundations, "scores"]], axis=1)  # (n, F)
+        human[ci] = scores.mean(axis=0)
+        idx = rng.integers(0, len(scores), size=(n_boot, len(scores)))
+        human_boot[:, ci] = scores[idx].mean(axis=1)
+    dist = np.abs(human - model).mean(axis=1)                                            # (C,)
+    dist_boot = np.abs(human_boot - model_boot[:, None, :]).mean(axis=2)                 # (n_boot, C)
+    first, second = np.argsort(dist, kind="stable")[:2]
+    gap = dist_boot[:, second] - dist_boot[:, first]
+    low, high = np.percentile(gap, [2.5, 97.5])
+    est = float(dist[second] - dist[first])
+    return Claim(name, "one country is nearer the model's MFQ-2 profile than every other (nearest ahead of the "
+                       "runner-up)", "distance gap (points)", est, float(min(low, est)), float(max(high, est)),
+                 threshold=0.0, side="greater",
+                 method=f"bootstrap over {len(x)} items within foundations and raters within countries",
+                 details={"nearest": countries[first], "runner-up": countries[second],
+                          "P(nearest stays nearest)": float(np.mean(dist_boot.argmin(axis=1) == first))})

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from plural_kit import stats
 from plural_kit.audit.metrics import AuditInputError, bootstrap_ci, normalized_entropy
+from plural_kit.claims import Claim, Claims
 
 __all__ = ["DEFAULT_PERSPECTIVES", "MULTIPLEX_SYSTEM", "OPEN_QUESTIONS", "PLAIN_SYSTEM", "PerspectiveDetector",
            "PerspectiveResult", "perspective_audit", "split_sentences"]
@@ -178,6 +180,34 @@ class PerspectiveResult:
 
     def to_frame(self) -> pd.DataFrame:
         return self.entropy
+
+    def diversity_claim(self, condition: str, baseline: str = "plain", *, n_boot: int = 1000, seed: int = 0,
+                        name: str | None = None) -> Claim:
+        """``condition``'s answers draw on more diverse perspectives than ``baseline``'s: the
+        difference of pooled normalised entropies, bootstrap CI over questions (the same resampled
+        questions for both conditions). One question: no interval (not distinguishable)."""
+        conds = set(self.answers["condition"])
+        if condition not in conds or baseline not in conds:
+            raise AuditInputError(f"conditions {condition!r} and {baseline!r} must both have been run; got {sorted(conds)}")
+        names = list(self.distribution.columns)
+
+        def counts(cond: str) -> np.ndarray:  # (n_questions, K), questions in the same order
+            return self.answers[self.answers["condition"] == cond][names].to_numpy()
+
+        a, b = counts(condition), counts(baseline)
+        iv = stats.bootstrap_ci(np.arange(len(a)), lambda idx: _pooled_entropy(a[idx]) - _pooled_entropy(b[idx]),
+                                n_boot=n_boot, seed=seed)
+        label = condition.replace("_", "-")
+        return Claim.from_interval(name or f"{condition}_more_diverse",
+                                   f"the {label} answers draw on more diverse perspectives than the {baseline} ones",
+                                   iv, quantity="entropy difference", threshold=0.0, side="greater",
+                                   method=f"bootstrap over {len(a)} questions",
+                                   details={"detected sentences": int(a.sum()), f"{baseline} detected": int(b.sum())})
+
+    def claims(self, baseline: str = "plain", *, n_boot: int = 1000, seed: int = 0) -> Claims:
+        """:meth:`diversity_claim` for every condition other than ``baseline``."""
+        conds = [c for c in self.entropy.index if c != baseline]
+        return Claims(self.diversity_claim(c, baseline, n_boot=n_boot, seed=seed) for c in conds)
 
     def summary(self) -> str:
         return "\n".join(["Perspective diversity (normalised entropy of detected perspectives, 0-1; "

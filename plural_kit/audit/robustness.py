@@ -12,6 +12,12 @@ instruction — and the report separates the two sources of variation:
   term's share of the variance (the item term is the model's position, the rest is design);
 - the probability by displayed position and the correlation between original- and
   reversed-order answers (≈ −1 when the model just picks a position).
+
+The conclusions are claims with intervals (:meth:`RobustnessResult.claims`): the design moves
+the scores more than the countries differ; the design explains more of the item scores than the
+items do. :meth:`RobustnessResult.verdict` says what survives: the findings about the model
+(a foundation above or below the average country, the nearest country) that hold in *every*
+variant, and none at all when the signal check does not hold.
 """
 from __future__ import annotations
 
@@ -27,9 +33,11 @@ from plural_kit.audit.distributions import (
     PromptDesign,
     answer_distributions,
 )
+from plural_kit import stats
 from plural_kit.audit.metrics import AuditInputError
+from plural_kit.claims import Claim, Claims
 
-__all__ = ["RobustnessResult", "design_variants", "permutation_test", "robustness_audit"]
+__all__ = ["RobustnessResult", "Verdict", "design_variants", "permutation_test", "robustness_audit"]
 
 FACTORS = ("order", "labels", "response", "chat_template", "instruction")
 
@@ -110,7 +118,7 @@ class RobustnessResult:
     statsmodels type-II ANOVA table with ``share`` (sum of squares / total);
     ``order_correlation``: Pearson r of item scores between the original and reversed order
     (NaN when not both run); ``nearest``: per variant, the nearest reference country (when a
-    reference is given).
+    reference is given); ``reference``: that reference (countries × groups of human means).
     """
 
     item_scores: pd.DataFrame
@@ -121,6 +129,7 @@ class RobustnessResult:
     anova: pd.DataFrame
     order_correlation: float
     nearest: pd.Series | None = None
+    reference: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Per-variant scores with the design factors, mean on-option mass and position-0 probability."""
@@ -135,6 +144,125 @@ class RobustnessResult:
         """Share of the item-score variance explained by the design factors (ANOVA)."""
         terms = [t for t in self.anova.index if t not in ("C(item)", "Residual")]
         return float(self.anova.loc[terms, "share"].sum()) if terms else 0.0
+
+    def _matrix(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(x, groups, variants)``: item scores (n_variants, n_items), the items' groups (n_items,)."""
+        wide = self.item_scores.pivot_table(index="variant", columns="item", values="expected", aggfunc="mean")
+        wide = wide.loc[self.scores.index]
+        group_of = self.item_scores.drop_duplicates("item").set_index("item")["group"]
+        return wide.to_numpy(), group_of.loc[wide.columns].to_numpy(), list(wide.index)
+
+    def _group_boot(self, groups: np.ndarray, n_boot: int, rng: np.random.Generator):
+        cols = list(self.scores.columns)
+        strata = [np.flatnonzero(groups == g) for g in cols]
+        return cols, [(m, rng.integers(0, len(m), size=(n_boot, len(m)))) for m in strata]
+
+    def spread_claim(self, *, n_boot: int = 1000, seed: int = 0,
+                     name: str = "design_moves_more_than_countries") -> Claim:
+        """The design moves the scores more than the countries differ.
+
+        Quantity: mean over groups of the SD of the group score across design variants, divided
+        by the mean over groups of the SD of the countries' human means (> 1: the design moves a
+        score more than the countries differ on it). Bootstrap CI: items resampled within each
+        group (the same items for every variant) and countries resampled, in the same rounds.
+        Needs a reference.
+        """
+        if self.reference is None:
+            raise AuditInputError("spread_claim needs the reference (countries x groups) given to robustness_audit")
+        x, groups, _ = self._matrix()
+        ref = self.reference[list(self.scores.columns)].to_numpy()            # (C, G)
+        rng = np.random.default_rng(seed)
+        cols, strata = self._group_boot(groups, n_boot, rng)
+        design = np.stack([x[:, m].mean(axis=1) for m, _ in strata], axis=1)  # (V, G)
+        est = design.std(axis=0, ddof=1).mean() / ref.std(axis=0, ddof=1).mean()
+        boot_design = np.stack([x[:, m][:, b].mean(axis=2) for m, b in strata], axis=2)  # (V, n_boot, G)
+        c_idx = rng.integers(0, len(ref), size=(n_boot, len(ref)))
+        human_sd = ref[c_idx].std(axis=1, ddof=1).mean(axis=1)
+        ratio = boot_design.std(axis=0, ddof=1).mean(axis=1) / np.where(human_sd > 0, human_sd, np.nan)
+        low, high = np.nanpercentile(ratio, [2.5, 97.5])  # a round that drew one country only has no SD
+        n_items = x.shape[1]
+        return Claim(name, "the design (option order, labels, format, template, wording) moves the scores more "
+                           "than the countries differ", "design SD / between-country SD", float(est),
+                     float(min(low, est)), float(max(high, est)), threshold=1.0, side="greater",
+                     method=f"bootstrap over {n_items} items within groups and {len(ref)} countries; "
+                            f"{x.shape[0]} variants",
+                     details={"groups whose design range exceeds the countries' range":
+                              int((self.spread["ratio"] > 1).sum()) if "ratio" in self.spread else "n/a"})
+
+    def share_claim(self, *, n_boot: int = 1000, seed: int = 0,
+                    name: str = "design_explains_more_than_items") -> Claim:
+        """The design factors explain more of the item-score variance than the items themselves.
+
+        Quantity: (design factors' share − item share) of the type-II sums of squares of the
+        ANOVA ``expected ~ C(item) + design factors``; bootstrap CI over items (each resampled item
+        keeps all its variants; a repeated item counts as a new one).
+        """
+        factors = [t[2:-1] for t in self.anova.index if t not in ("C(item)", "Residual")]
+        df = self.item_scores
+        items = df["item"].unique()
+        rows = {it: np.flatnonzero(df["item"].to_numpy() == it) for it in items}
+        codes = {f: pd.factorize(df[f])[0] for f in factors}
+        y_all = df["expected"].to_numpy(dtype=float)
+
+        def shares(picked: np.ndarray) -> float:
+            idx = np.concatenate([rows[items[i]] for i in picked])
+            item_code = np.concatenate([np.full(len(rows[items[i]]), k) for k, i in enumerate(picked)])
+            return _share_gap(y_all[idx], item_code, [codes[f][idx] for f in factors])
+
+        est = shares(np.arange(len(items)))
+        rng = np.random.default_rng(seed)
+        boot = np.array([shares(rng.integers(0, len(items), size=len(items))) for _ in range(n_boot)])
+        low, high = np.percentile(boot, [2.5, 97.5])
+        return Claim(name, "the design factors explain more of the variance of the item scores than the items do",
+                     "design share - item share", float(est), float(min(low, est)), float(max(high, est)),
+                     threshold=0.0, side="greater", method=f"bootstrap over {len(items)} items",
+                     details={"design share": self.design_share(),
+                              "item share": float(self.anova.loc["C(item)", "share"])})
+
+    def claims(self, *, n_boot: int = 1000, seed: int = 0) -> Claims:
+        """:meth:`spread_claim` (when there is a reference) and :meth:`share_claim`."""
+        out = [self.spread_claim(n_boot=n_boot, seed=seed)] if self.reference is not None else []
+        return Claims(out + [self.share_claim(n_boot=n_boot, seed=seed)])
+
+    def verdict(self, signal: Claim | bool, *, n_boot: int = 1000, seed: int = 0) -> Verdict:
+        """What survives every design variant.
+
+        Candidate findings: each group's score above (or below) the average country (side from the
+        variant-averaged score), and the nearest country. A finding is *stable* when it holds in
+        every variant: the group's item scores minus the countries' average, bootstrap CI over its
+        items, on the same side; the nearest country the same in every variant and ahead of the
+        runner-up (items resampled within groups). It *survives* only when it is stable and
+        ``signal`` (the signal check, a claim or a bool) holds: otherwise nothing survives.
+        """
+        if self.reference is None:
+            raise AuditInputError("verdict needs the reference (countries x groups) given to robustness_audit")
+        signal_holds = signal.holds if isinstance(signal, Claim) else bool(signal)
+        x, groups, variants = self._matrix()
+        ref = self.reference[list(self.scores.columns)]
+        grand = ref.mean()
+        stable = []
+        for g in self.scores.columns:
+            dev = x[:, groups == g] - grand[g]                                  # (V, n_items of g)
+            side = "above" if dev.mean() > 0 else "below"
+            outcomes = [Claim.from_interval("g", g, stats.bootstrap_ci(d, n_boot=n_boot, seed=seed),
+                                            side="greater" if side == "above" else "less").holds for d in dev]
+            if all(outcomes):
+                stable.append(f"{g} is {side} the average country")
+        rng = np.random.default_rng(seed)
+        cols, strata = self._group_boot(groups, n_boot, rng)
+        r = ref[cols].to_numpy()
+        nearest, ahead = [], []
+        for v in range(len(variants)):
+            prof = np.array([x[v, m].mean() for m, _ in strata])
+            boot = np.stack([x[v, m][b].mean(axis=1) for m, b in strata], axis=1)     # (n_boot, G)
+            d = np.abs(r - prof).mean(axis=1)
+            d_boot = np.abs(r[None] - boot[:, None, :]).mean(axis=2)                  # (n_boot, C)
+            first, second = np.argsort(d, kind="stable")[:2]
+            nearest.append(ref.index[first])
+            ahead.append(bool(np.percentile(d_boot[:, second] - d_boot[:, first], 2.5) > 0))
+        if len(set(nearest)) == 1 and all(ahead):
+            stable.append(f"the nearest country is {nearest[0]}")
+        return Verdict(signal_holds, stable if signal_holds else [], stable)
 
     def summary(self) -> str:
         """A plain-text report: spread vs humans, tests, ANOVA shares, what survives."""
@@ -229,7 +357,8 @@ def robustness_audit(model, items: Sequence[MultipleChoiceItem], designs: Sequen
 
     anova = _anova(item_scores, varying)
     corr = _order_correlation(results)
-    return RobustnessResult(item_scores, scores, position, spread, permutation, anova, corr, nearest)
+    return RobustnessResult(item_scores, scores, position, spread, permutation, anova, corr, nearest,
+                            None if reference is None else reference[list(scores.columns)])
 
 
 def _anova(item_scores: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
@@ -253,3 +382,53 @@ def _order_correlation(results: Sequence[AnswerDistributions]) -> float:
                 if np.std(a) > 0 and np.std(b) > 0:
                     return float(np.corrcoef(a, b)[0, 1])
     return float("nan")
+
+
+def _ssr(y: np.ndarray, blocks: Sequence[np.ndarray]) -> float:
+    """Residual sum of squares of y on an intercept and dummy codes of each block (drop-first)."""
+    cols = [np.ones((len(y), 1))]
+    for c in blocks:
+        levels = np.unique(c)
+        if len(levels) > 1:
+            cols.append((c[:, None] == levels[None, 1:]).astype(float))
+    xm = np.hstack(cols)
+    beta, *_ = np.linalg.lstsq(xm, y, rcond=None)
+    r = y - xm @ beta
+    return float(r @ r)
+
+
+def _share_gap(y: np.ndarray, item: np.ndarray, factors: Sequence[np.ndarray]) -> float:
+    """(sum of the factors' type-II SS − the item's type-II SS) / total of the type-II table.
+
+    Main effects only, so each term's type-II SS is SSR(without the term) − SSR(full), as in
+    statsmodels' ``anova_lm(typ=2)``; the total is the sum of those SS plus the residual SS.
+    """
+    blocks = [item, *factors]
+    full = _ssr(y, blocks)
+    ss = [_ssr(y, blocks[:i] + blocks[i + 1:]) - full for i in range(len(blocks))]
+    total = sum(ss) + full
+    return (sum(ss[1:]) - ss[0]) / total if total > 0 else 0.0
+
+
+@dataclass
+class Verdict:
+    """What survives the robustness protocol (:meth:`RobustnessResult.verdict`).
+
+    ``survives``: the findings that hold in every design variant, empty unless the signal check
+    holds; ``stable``: the findings that hold in every variant regardless of the signal check
+    (when it fails they describe the prompt design, not the model's values).
+    """
+
+    signal_holds: bool
+    survives: list[str]
+    stable: list[str]
+
+    def line(self) -> str:
+        """One line without numbers: what survives, and why nothing does when the signal check fails."""
+        if not self.signal_holds:
+            return ("what survives every design variant: NOTHING — the signal check does not hold, so no finding "
+                    "is evidence about the model's values")
+        return "what survives every design variant: " + ("; ".join(self.survives) if self.survives else "NOTHING")
+
+    def __str__(self) -> str:
+        return self.line()

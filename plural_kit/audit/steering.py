@@ -5,7 +5,10 @@ respect, not the model's default system prompt: a persona of any kind changes ho
 model answers, and only the country's name should differ. Per country we compare the distance
 from the model's foundation profile to that country's human mean profile under the neutral and
 the country persona; ``delta = d_neutral − d_country`` (> 0: moved toward), with a bootstrap CI
-over items (resampled within each foundation, the same resample for both personas).
+over (item, option order) answers, resampled within each foundation, the same resample for every
+persona. Each order counts as its own answer: a persona effect that is the small difference of
+two large, opposite effects in the two orders (as for a model that answers by position) is not
+mistaken for a precise one.
 """
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ import pandas as pd
 
 from plural_kit.audit.distributions import MultipleChoiceItem, PromptDesign, answer_distributions
 from plural_kit.audit.metrics import AuditInputError
-from plural_kit.audit.mfq import order_averaged
+from plural_kit.claims import Claim, Claims
 
-__all__ = ["NEUTRAL_PERSONA", "COUNTRY_PERSONA", "SteeringResult", "steering_audit"]
+__all__ = ["NEUTRAL_PERSONA", "COUNTRY_PERSONA", "SteeringResult", "steering_audit", "steering_from_scores"]
 
 NEUTRAL_PERSONA = "You are a person."
 COUNTRY_PERSONA = "You are a person from {country}."
@@ -33,12 +36,16 @@ class SteeringResult:
     groups, rating points), ``delta`` and its CI (``low``, ``high``), ``moved_toward``
     (CI above 0), ``rank_neutral``/``rank_steered`` (rank of the country among all reference
     countries by distance, 1 = nearest); ``profiles``: personas × groups (model scores);
-    ``item_scores``: per persona and item, the order-averaged expected rating.
+    ``item_scores``: per (item, order) answer (rows ``"<item id>|<order>"``) and persona, the expected
+    rating; ``delta_boot``:
+    (n_boot, countries) bootstrap replicates of ``delta`` (the same item resamples for every
+    country).
     """
 
     table: pd.DataFrame
     profiles: pd.DataFrame
     item_scores: pd.DataFrame
+    delta_boot: pd.DataFrame | None = None
 
     @property
     def n_moved(self) -> int:
@@ -46,6 +53,43 @@ class SteeringResult:
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
+
+    def _boot(self) -> pd.DataFrame:
+        if self.delta_boot is None:
+            raise AuditInputError("this SteeringResult has no bootstrap replicates (delta_boot)")
+        return self.delta_boot
+
+    def pooled_claim(self, name: str = "steering_moves_toward_country") -> Claim:
+        """Asked to answer as someone from a country, the model moves toward that country's
+        people, on average over the countries asked: mean ``delta`` over countries (rating
+        points), bootstrap CI over answers (resampled within groups, the same for every country)."""
+        boot = self._boot().to_numpy().mean(axis=1)
+        est = float(self.table["delta"].mean())
+        low, high = np.percentile(boot, [2.5, 97.5])
+        return Claim(name, "asked to answer as someone from a country, the model moves toward that country's people "
+                           "(on average over the countries asked)", "mean distance reduction (points)", est,
+                     float(min(low, est)), float(max(high, est)), threshold=0.0, side="greater",
+                     method=f"bootstrap over {len(self.item_scores)} answers within groups; {len(self.table)} countries",
+                     details={"countries whose own interval is above 0": self.n_moved})
+
+    def country_claim(self, country: str, name: str | None = None) -> Claim:
+        """The same for one country: its ``delta`` with the bootstrap CI over answers."""
+        if country not in self.table.index:
+            raise AuditInputError(f"{country!r} was not steered to; countries: {list(self.table.index)}")
+        r = self.table.loc[country]
+        slug = "".join(ch if ch.isalnum() else "_" for ch in country.lower()).strip("_")
+        return Claim(name or f"steering_moves_{slug}",
+                     f"asked to answer as someone from {country}, the model moves toward {country}'s people",
+                     "distance reduction (points)", float(r["delta"]), float(r["low"]), float(r["high"]),
+                     threshold=0.0, side="greater", method=f"bootstrap over {len(self.item_scores)} answers within groups",
+                     details={"rank neutral": int(r["rank_neutral"]), "rank steered": int(r["rank_steered"])})
+
+    def claims(self, per_country: bool = False) -> Claims:
+        """:meth:`pooled_claim`, and :meth:`country_claim` for every country when ``per_country``."""
+        out = [self.pooled_claim()]
+        if per_country:
+            out += [self.country_claim(c) for c in self.table.index]
+        return Claims(out)
 
     def summary(self) -> str:
         t = self.table
@@ -87,13 +131,34 @@ def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequen
     personas = {"neutral": neutral_results or ask(neutral)}
     for c in countries:
         personas[c] = ask(persona.format(country=c))
-    item_scores = pd.DataFrame({p: order_averaged(res)["expected"].to_numpy() for p, res in personas.items()},
-                               index=[it.id for it in items])
-    group_of = np.array([it.group for it in items])
-    profiles = pd.DataFrame({g: item_scores[group_of == g].mean() for g in groups})
+    # one row per (item, order): the unit the bootstrap resamples (balanced, so group means are order-averaged)
+    item_scores = pd.DataFrame({p: np.concatenate([r.expected() for r in res]) for p, res in personas.items()},
+                               index=[f"{it.id}|{o}" for o in orders for it in items])
+    return steering_from_scores(item_scores, [it.group for _ in orders for it in items], ref, n_boot=n_boot,
+                                seed=seed)
+
+
+def steering_from_scores(item_scores: pd.DataFrame, groups: Sequence[str], reference: pd.DataFrame, *,
+                         n_boot: int = 1000, seed: int = 0) -> SteeringResult:
+    """The statistics of :func:`steering_audit` from item scores already computed.
+
+    ``item_scores``: answers × personas (a ``"neutral"`` column and one column per country, the
+    expected rating of each answer, e.g. one row per item and option order); ``groups``: each
+    row's group (n_rows,); ``reference``: countries × groups of human means. The bootstrap
+    resamples rows within groups.
+    """
+    if "neutral" not in item_scores.columns:
+        raise AuditInputError("item_scores needs a 'neutral' column")
+    countries = [c for c in item_scores.columns if c != "neutral"]
+    group_of = np.asarray(groups)
+    if group_of.shape != (len(item_scores),):
+        raise AuditInputError(f"{group_of.size} groups for {len(item_scores)} items")
+    names = list(dict.fromkeys(group_of))
+    ref = reference[names]
+    profiles = pd.DataFrame({g: item_scores[group_of == g].mean() for g in names})
 
     rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(group_of == g) for g in groups]
+    members = [np.flatnonzero(group_of == g) for g in names]
     boots = [rng.integers(0, len(mem), size=(n_boot, len(mem))) for mem in members]
 
     def boot_profiles(col: str) -> np.ndarray:  # (n_boot, G)
@@ -101,12 +166,13 @@ def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequen
         return np.stack([x[mem][b].mean(axis=1) for mem, b in zip(members, boots)], axis=1)
 
     neutral_boot = boot_profiles("neutral")
-    rows = {}
+    rows, delta_boots = {}, {}
     for c in countries:
         human = ref.loc[c].to_numpy()
         d_n = float(np.abs(profiles.loc["neutral"].to_numpy() - human).mean())
         d_s = float(np.abs(profiles.loc[c].to_numpy() - human).mean())
         delta_boot = np.abs(neutral_boot - human).mean(axis=1) - np.abs(boot_profiles(c) - human).mean(axis=1)
+        delta_boots[c] = delta_boot
         low, high = np.percentile(delta_boot, [2.5, 97.5])
         dist_n = (ref - profiles.loc["neutral"]).abs().mean(axis=1)
         dist_s = (ref - profiles.loc[c]).abs().mean(axis=1)
@@ -115,4 +181,4 @@ def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequen
                    "rank_neutral": int(dist_n.rank(method="min")[c]), "rank_steered": int(dist_s.rank(method="min")[c])}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "country"
-    return SteeringResult(table, profiles, item_scores)
+    return SteeringResult(table, profiles, item_scores, pd.DataFrame(delta_boots))

@@ -17,6 +17,7 @@ import pandas as pd
 
 from plural_kit.audit.distributions import MultipleChoiceItem, PromptDesign, answer_distributions
 from plural_kit.audit.metrics import AuditInputError, bootstrap_ci, similarity
+from plural_kit.claims import Claim
 
 __all__ = ["SEEGULL_INSTRUCTION", "SEEGULL_OPTIONS", "StereotypeResult", "seegull_pairs", "stereotype_audit"]
 
@@ -66,6 +67,16 @@ class StereotypeResult:
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
+
+    def claim(self, name: str = "sides_with_in_region") -> Claim:
+        """The model's answers are more similar to the in-region annotators' votes than to the
+        out-of-region ones': mean (sim_in − sim_out) over pairs, bootstrap CI over pairs. "does not
+        hold" means it sides with the out-of-region annotators; "not distinguishable", with neither."""
+        est, low, high = self.difference
+        return Claim(name, "the model's stereotype judgments follow the in-region annotators more than the "
+                           "out-of-region ones", "similarity difference (in - out)", est, low, high,
+                     threshold=0.0, side="greater", method=f"bootstrap over {len(self.table)} pairs",
+                     details={"on-option mass": self.on_option_mass})
 
     def summary(self) -> str:
         d = self.difference
