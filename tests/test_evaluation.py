@@ -1,0 +1,159 @@
+"""plural_kit.reward.evaluation: claims about reward models with users as the unit of replication."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plural_kit import metrics
+from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
+from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_users
+from plural_kit.reward import BradleyTerry, MixtureBT
+from plural_kit.reward.evaluation import (ari_claim, every_proportion_claim, few_shot_curve, gap_change_claim,
+                                          metric_claim, per_user_difference)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """60 users x 20 pairs in 3 groups; two models' probabilities on the same pairs."""
+    rng = np.random.default_rng(0)
+    users = np.repeat([f"u{i:02d}" for i in range(60)], 20)
+    groups = np.repeat(np.arange(60) % 3, 20)
+    good = np.clip(rng.normal(0.8, 0.15, users.size), 0.01, 0.99)
+    coin = rng.uniform(0.01, 0.99, users.size)
+    return users, groups, good, coin
+
+
+@pytest.mark.parametrize("metric, reference", [
+    ("accuracy", lambda p, g: metrics.accuracy(p)),
+    ("log-loss", lambda p, g: metrics.log_loss(p)),
+    ("ECE", lambda p, g: metrics.expected_calibration_error(p)),
+    ("worst-group accuracy", metrics.worst_group_accuracy),
+])
+def test_metric_claim_estimates_what_plural_kit_metrics_computes(pairs, metric, reference):
+    users, groups, good, coin = pairs
+    one = metric_claim("m", "s", good, users, metric=metric, groups=groups)
+    assert one.estimate == pytest.approx(reference(good, groups), abs=1e-12)
+    assert one.quantity == metric and "bootstrap over 60 users" in one.evidence()
+    diff = metric_claim("d", "s", good, users, baseline=coin, metric=metric, groups=groups)
+    assert diff.estimate == pytest.approx(reference(good, groups) - reference(coin, groups), abs=1e-12)
+    assert diff.ci_low <= diff.estimate <= diff.ci_high
+
+
+def test_metric_claim_outcomes_and_seed(pairs):
+    users, groups, good, coin = pairs
+    assert metric_claim("better", "s", good, users, baseline=coin).outcome == HOLDS
+    assert metric_claim("worse", "s", coin, users, baseline=good).outcome == DOES_NOT_HOLD
+    assert metric_claim("same", "s", good, users, baseline=good).outcome == NOT_DISTINGUISHABLE
+    assert metric_claim("above", "s", good, users, threshold=0.5).outcome == HOLDS
+    assert metric_claim("below", "s", good, users, threshold=0.5, side="less").outcome == DOES_NOT_HOLD
+    assert metric_claim("a", "s", coin, users, seed=1) == metric_claim("a", "s", coin, users, seed=1)
+
+
+def test_the_interval_resamples_users_not_pairs():
+    # two users always right, two always wrong: 400 pairs, but only 4 independent units
+    users = np.repeat(["a", "b", "c", "d"], 100)
+    p = np.r_[np.full(200, 0.9), np.full(200, 0.1)]
+    claim = metric_claim("half", "s", p, users, threshold=0.5)
+    assert claim.estimate == 0.5 and claim.ci_high - claim.ci_low >= 0.5
+    pair_level = metrics.bootstrap_ci(p > 0.5, seed=0)
+    assert pair_level.high - pair_level.low < 0.15
+
+
+def test_metric_claim_rejects_bad_input(pairs):
+    users, groups, good, coin = pairs
+    with pytest.raises(ValueError, match="metric must be"):
+        metric_claim("m", "s", good, users, metric="auc")
+    with pytest.raises(ValueError, match="needs 'groups'"):
+        metric_claim("m", "s", good, users, metric="worst-group accuracy")
+    with pytest.raises(ValueError, match="same pairs"):
+        metric_claim("m", "s", good, users, baseline=coin[:10])
+    with pytest.raises(ValueError, match="user of every pair"):
+        metric_claim("m", "s", good, users[:10])
+
+
+def test_gap_change_is_paired_over_the_users_both_settings_share():
+    users = np.repeat(["a", "b", "c", "d", "e"], 10)
+    oracle = np.ones(users.size)
+    rng = np.random.default_rng(1)
+    worse = np.where(rng.random(users.size) < 0.4, 0.2, 0.8)
+    better = np.where(rng.random(users.size) < 0.05, 0.2, 0.8)
+    gap_big, gap_small = per_user_difference(oracle, worse, users), per_user_difference(oracle, better, users)
+    assert list(gap_big.index) == ["a", "b", "c", "d", "e"]
+    assert gap_big.mean() == pytest.approx(metrics.accuracy(oracle) - metrics.accuracy(worse))
+    grows = gap_change_claim("grows", "s", gap_big, gap_small)
+    assert grows.outcome == HOLDS and "paired bootstrap over 5 users" in grows.evidence()
+    assert gap_change_claim("shrinks", "s", gap_big, gap_small, side="less").outcome == DOES_NOT_HOLD
+    partial = gap_change_claim("x", "s", gap_big, gap_small.drop(["a", "b"]))
+    assert "over 3" in partial.evidence()
+    with pytest.raises(ValueError, match="share no user"):
+        gap_change_claim("x", "s", gap_big, gap_small.rename(lambda u: u + "!"))
+
+
+def test_ari_claim_perfect_random_and_alignment():
+    users = pd.Index([f"u{i}" for i in range(90)])
+    truth = pd.Series(np.arange(90) % 3, index=users)
+    relabelled = ((truth + 1) % 3).iloc[::-1]  # same partition, other labels, other order
+    perfect = ari_claim("found", "s", truth, relabelled)
+    assert perfect.outcome == HOLDS and perfect.estimate == 1.0
+    random = pd.Series(np.random.default_rng(0).integers(0, 3, 90), index=users)
+    assert ari_claim("chance", "s", truth, random).outcome == NOT_DISTINGUISHABLE
+    with pytest.raises(ValueError, match="no true group"):
+        ari_claim("x", "s", truth.iloc[:10], random)
+
+
+def test_every_proportion_claim_is_decided_by_the_weakest():
+    strong = {"a": (95, 100), "b": (90, 100)}
+    claim = every_proportion_claim("all", "s", strong, label="weakest trait")
+    assert claim.outcome == HOLDS and claim.details == {"weakest trait": "b", "of": 2}
+    mixed = every_proportion_claim("all", "s", {**strong, "c": (55, 100)})
+    assert mixed.outcome == NOT_DISTINGUISHABLE and mixed.details["weakest"] == "c"
+    assert every_proportion_claim("all", "s", {**strong, "c": (20, 100)}).outcome == DOES_NOT_HOLD
+    with pytest.raises(ValueError, match="empty"):
+        every_proportion_claim("all", "s", {})
+
+
+@pytest.fixture(scope="module")
+def newcomers():
+    data = make_ideal_point_preferences(n_items=150, n_features=6, n_groups=2, users_per_group=25,
+                                        pairs_per_user=50, reward="linear", disagreement=1.0, seed=3)
+    seen, new = split_users(data, test_size=0.4, seed=0)
+    model = MixtureBT(n_components=2, n_init=1, device="cpu", random_state=0)
+    model.fit(seen.X_chosen, seen.X_rejected, seen.users)
+    pool, later = first_pairs_per_user(new, 20)
+    return model, pool, later
+
+
+def test_few_shot_curve_adapts_copies_on_each_users_first_pairs(newcomers):
+    model, pool, later = newcomers
+    known = model.users_.copy()
+    curve = few_shot_curve(model, [0, 2, 20], pool=(pool.X_chosen, pool.X_rejected, pool.users),
+                           evaluation=(later.X_chosen, later.X_rejected, later.users), groups=later.groups)
+    assert list(model.users_) == list(known)  # the trained model is left alone
+    assert curve.shots == (0, 2, 20) and set(curve.p_chosen) == {0, 2, 20}
+    with pytest.warns(UserWarning):
+        population = model.predict_proba(later.X_chosen, later.X_rejected, later.users)
+    np.testing.assert_allclose(curve.p_chosen[0], population)
+    # k = 2: the same as adapting by hand on each user's first two pairs
+    few, _ = first_pairs_per_user(pool, 2)
+    by_hand = copy.deepcopy(model).adapt(few.X_chosen, few.X_rejected, few.users)
+    np.testing.assert_allclose(curve.p_chosen[2], by_hand.predict_proba(later.X_chosen, later.X_rejected, later.users))
+    assert set(pd.unique(later.users)) <= set(curve.adapted.users_)
+    table = curve.table()
+    assert list(table.index) == [0, 2, 20] and list(table.columns) == ["accuracy", "worst group"]
+    gain = curve.gain_claim("gain", "twenty own pairs help a new user", 20)
+    assert gain.outcome == HOLDS and gain.details["k"] == 20
+    assert "bootstrap over 20 users" in gain.evidence()
+    with pytest.raises(ValueError, match="not among"):
+        curve.gain_claim("gain", "s", 5)
+
+
+def test_few_shot_curve_bt_and_bad_shots(newcomers):
+    model, pool, later = newcomers
+    bt = BradleyTerry(device="cpu").fit(pool.X_chosen, pool.X_rejected)
+    curve = few_shot_curve(bt, [0, 5], pool=(pool.X_chosen, pool.X_rejected, pool.users),
+                           evaluation=(later.X_chosen, later.X_rejected, later.users))
+    assert "worst group" not in curve.table().columns
+    with pytest.raises(ValueError, match="shots"):
+        few_shot_curve(bt, [-1], pool=(pool.X_chosen, pool.X_rejected, pool.users),
+                       evaluation=(later.X_chosen, later.X_rejected, later.users))
