@@ -194,32 +194,34 @@ class Claims:
 
 def claim_mean(name: str, statement: str, values, *, quantity: str = "mean", threshold: float = 0.0,
                side: Side = "greater", statistic: Callable = np.mean, confidence: float = 0.95,
-               n_boot: int = 1000, seed: int = 0, details: dict | None = None) -> Claim:
-    """``statistic(values)`` vs ``threshold``, bootstrap interval over the values (n,)."""
+               n_boot: int = 1000, seed: int = 0, method: str | None = None, details: dict | None = None) -> Claim:
+    """``statistic(values)`` vs ``threshold``, bootstrap interval over the values (n,).
+
+    ``method`` names the resampling on the printed line (default: "bootstrap over n")."""
     values = np.asarray(values, dtype=np.float64)
     iv = stats.bootstrap_ci(values, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
     return Claim.from_interval(name, statement, iv, quantity=quantity, threshold=threshold, side=side,
-                               method=f"bootstrap over {values.shape[0]}", details=details)
+                               method=method or f"bootstrap over {values.shape[0]}", details=details)
 
 
 def claim_paired(name: str, statement: str, a, b, *, quantity: str = "mean difference",
                  threshold: float = 0.0, side: Side = "greater", statistic: Callable = np.mean,
-                 confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
+                 confidence: float = 0.95, n_boot: int = 1000, seed: int = 0, method: str | None = None,
                  details: dict | None = None) -> Claim:
     """``statistic(a - b)`` vs ``threshold`` for paired observations, bootstrap over the pairs."""
     iv = stats.paired_difference(a, b, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
     return Claim.from_interval(name, statement, iv, quantity=quantity, threshold=threshold, side=side,
-                               method=f"paired bootstrap over {np.shape(a)[0]}", details=details)
+                               method=method or f"paired bootstrap over {np.shape(a)[0]}", details=details)
 
 
 def claim_difference(name: str, statement: str, a, b, *, quantity: str = "difference of means",
                      threshold: float = 0.0, side: Side = "greater", statistic: Callable = np.mean,
                      confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
-                     details: dict | None = None) -> Claim:
+                     method: str | None = None, details: dict | None = None) -> Claim:
     """``statistic(a) - statistic(b)`` vs ``threshold`` for independent samples."""
     iv = stats.difference_ci(a, b, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
     return Claim.from_interval(name, statement, iv, quantity=quantity, threshold=threshold, side=side,
-                               method=f"bootstrap over {np.shape(a)[0]} and {np.shape(b)[0]}",
+                               method=method or f"bootstrap over {np.shape(a)[0]} and {np.shape(b)[0]}",
                                details=details)
 
 

@@ -13,8 +13,10 @@ function                       what it estimates
 
 Every interval is an :class:`Interval` ``(estimate, ci_low, ci_high, confidence)``. Bootstrap
 intervals are scipy's percentile bootstrap with a seeded generator, so the same seed gives the
-same interval. A sample of one value has no interval (``nan``); a constant sample has a
-degenerate one (``(x, x, x)``).
+same interval. A percentile interval can miss the estimate of a biased statistic (a minimum,
+a worst group); it is then widened to reach the estimate, the conservative choice for a claim.
+A sample of one value has no interval (``nan``); a constant sample has a degenerate one
+(``(x, x, x)``).
 """
 from __future__ import annotations
 
