@@ -35,6 +35,10 @@ __all__ = ["ForwardEngine", "decoder_blocks", "check_texts"]
 Pooling = str | int
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
+#: ``packed="auto"`` packs only when the fused weight copies of the packed path take at most this
+#: many bytes (memory: the copies come on top of the model's own weights).
+PACKED_AUTO_MAX_BYTES = 2**28
+
 
 class _StopForward(Exception):
     """Raised by a capture hook once the deepest needed layer has run."""
@@ -115,7 +119,9 @@ class ForwardEngine:
         padding-free tokens with fused projections (:mod:`plural_kit.packed`): same values up to
         rounding, ~1.3-1.5x faster on CPU. ``"auto"``: on CPU, when the model is supported, no
         hooks but this engine's are registered on it and the fused weight copies take at most
-        1 GiB (on GPUs the model's own forward is used: the packed path is untested there);
+        :data:`PACKED_AUTO_MAX_BYTES` (256 MiB: the copies are about half the model's weights,
+        0.15 GiB for SmolLM2-135M in bf16 but 0.29 GiB in fp32, which a 2 GB Binder cannot
+        spare) (on GPUs the model's own forward is used: the packed path is untested there);
         ``True``: on any device (an unsupported model raises ``ValueError``); ``False``: never.
     compile
         ``torch.compile`` the packed block function: ~1.3x faster on CPU after a one-off
@@ -351,8 +357,9 @@ class ForwardEngine:
             fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
             extra = sum(lin.weight.nbytes for b in self.blocks for part in (b.self_attn, b.mlp)
                         for name, lin in part.named_children() if name in fused)
-            if self.packed == "auto" and extra > 2**30:
-                logger.info("not packing: the fused weights would take %.1f GiB (limit 1 GiB)", extra / 2**30)
+            if self.packed == "auto" and extra > PACKED_AUTO_MAX_BYTES:
+                logger.info("not packing: the fused weights would take %.0f MiB (limit %.0f MiB)", extra / 2**20,
+                            PACKED_AUTO_MAX_BYTES / 2**20)
                 return None
             self._packed_decoder = PackedDecoder(self.model, self.blocks, compile=self.compile)
             self._packed_key = key

@@ -332,3 +332,175 @@ def test_group_split_bad_input():
         group_split(y, ["a", None, "c", "d"])
     with pytest.raises(ValueError, match="entries"):
         group_split(y, ["a", "b"])
+
+
+# ---------------------------------------------------------------- claims of the lesson
+from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE, Claims  # noqa: E402
+from plural_kit.probes import (  # noqa: E402
+    BehaviourResult,
+    compare_overlap,
+    cv_accuracy,
+    misalignment_claim,
+    refusal_claims,
+    summary_table,
+    true_facts_claim,
+)
+
+
+def test_selected_layer_is_chosen_on_training_rows_only():
+    rng = np.random.default_rng(5)
+    n, d = 120, 10
+    y = np.tile([0, 1], n // 2)
+    train, test = np.arange(80), np.arange(80, n)
+    # layer 1 separates the training rows best, layer 2 the held-out rows
+    acts = {1: rng.standard_normal((n, d)), 2: rng.standard_normal((n, d))}
+    for layer, (on_train, on_test) in {1: (2.0, 0.1), 2: (0.5, 2.0)}.items():
+        acts[layer][train] += on_train * y[train, None]
+        acts[layer][test] += on_test * y[test, None]
+    res = probe_by_layer(acts, y, train_idx=train, test_idx=test, seed=0, n_boot=100)
+    f = res.to_frame()
+    assert f.loc[1, "cv_acc"] > f.loc[2, "cv_acc"] and f.loc[2, "test_acc"] > f.loc[1, "test_acc"]
+    assert res.best_layer == 2  # the held-out pick
+    assert res.selected_layer() == 1 and res.selected_layer([2]) == 2
+    assert cv_accuracy(acts[1][train], y[train], seed=0) == pytest.approx(f.loc[1, "cv_acc"])
+
+
+def test_probe_claims_outcomes():
+    acts, y, groups, texts = _toy(n=200)
+    acts[0] = np.ones_like(acts[0])  # layer 0: the same vector for every prompt
+    res = probe_by_layer(acts, y, groups=groups, texts=texts, seed=0, n_boot=300)
+    claims = Claims(res.claims("harm", "harmfulness", seed=0))
+    claims.add(res.accuracy_claim("harm_layer0_decodable", "layer 0 decodes", layer=0))
+    assert res.selected_layer() == 2
+    out = claims.outcomes()
+    assert out["harm_decodable"] == HOLDS and out["harm_selective"] == HOLDS
+    assert out["harm_layer0_decodable"] in (NOT_DISTINGUISHABLE, DOES_NOT_HOLD)
+    assert claims["harm_layer0_decodable"].estimate <= res.chance + 1e-12
+    # the toy texts name the class ("knives"/"bread"): bag-of-words is perfect, the probe cannot beat it
+    assert res.lexical_correct.mean() == 1.0 and out["harm_beats_lexical"] != HOLDS
+    assert claims["harm_decodable"].details == {"layer": 2}
+    assert "|" not in claims["harm_decodable"].statement and "2" not in claims["harm_decodable"].statement
+
+
+def _scores(shift_add=0.0, shift_ablate=0.0, n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    base_h, base_l = rng.normal(-2.5, 0.5, n), rng.normal(-3.5, 0.5, n)
+    noise = lambda: rng.normal(0, 0.05, n)  # noqa: E731
+    return {"none": {"harmful": base_h, "harmless": base_l},
+            "ablate r": {"harmful": base_h - shift_ablate + noise(), "harmless": base_l + noise()},
+            "ablate random": {"harmful": base_h + noise(), "harmless": base_l + noise()},
+            "add r": {"harmful": base_h + noise(), "harmless": base_l + shift_add + noise()},
+            "add random": {"harmful": base_h + noise(), "harmless": base_l + noise()}}
+
+
+def test_refusal_claims_outcomes():
+    out = Claims(refusal_claims(_scores(shift_add=1.0, shift_ablate=1.0), n_boot=300)).outcomes()
+    assert out == {"model_refuses_harmful": DOES_NOT_HOLD, "harmful_scored_higher": HOLDS,
+                   "ablation_lowers_refusal": HOLDS, "addition_raises_refusal": HOLDS,
+                   "addition_induces_refusal": DOES_NOT_HOLD}
+    out = Claims(refusal_claims(_scores(), n_boot=300)).outcomes()
+    assert out["ablation_lowers_refusal"] == NOT_DISTINGUISHABLE
+    assert out["addition_raises_refusal"] == NOT_DISTINGUISHABLE
+    out = Claims(refusal_claims(_scores(shift_add=5.0), n_boot=300)).outcomes()
+    assert out["addition_induces_refusal"] == HOLDS
+    bad = _scores()
+    del bad["add random"]
+    with pytest.raises(ValueError, match="add random"):
+        refusal_claims(bad)
+
+
+def test_compare_overlap_outcomes():
+    rng = np.random.default_rng(3)
+    d = 100
+    shared = _orthonormal(d, 6, rng)
+    same_a = rng.standard_normal((60, 6)) @ shared + 0.05 * rng.standard_normal((60, d))
+    same_b = rng.standard_normal((80, 6)) @ shared + 0.05 * rng.standard_normal((80, d))
+    res = compare_overlap(same_a, same_b, energy=0.9, n_splits=100, seed=0)
+    assert res.m == 40
+    out = Claims(res.claims()).outcomes()
+    assert out["subspaces_share_more_than_chance"] == HOLDS
+    assert out["harmful_subspace_distinct"] == NOT_DISTINGUISHABLE
+    other = _orthonormal(d, 6, rng)
+    distinct_a = rng.standard_normal((60, 6)) @ (0.5 * shared + other) + 0.05 * rng.standard_normal((60, d))
+    out = Claims(compare_overlap(distinct_a, same_b, n_splits=100, seed=0).claims()).outcomes()
+    assert out["harmful_subspace_distinct"] == HOLDS
+    again = compare_overlap(same_a, same_b, energy=0.9, n_splits=100, seed=0)
+    assert np.array_equal(again.diff_vs_halves, res.diff_vs_halves)  # seeded
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        compare_overlap(same_a[:1], same_b)
+
+
+def test_behaviour_claims():
+    n = 12
+    persona = pd.DataFrame({"picked": ["No"] * n, "matching": ["Yes", "No"] * (n // 2)})
+    ab = pd.DataFrame({"picked": ["A"] * n, "matching": ["A", "B"] * (n // 2), "same_letter": [True] * n})
+    follows = pd.DataFrame({"picked": ["A", "B"] * (n // 2), "matching": ["A", "B"] * (n // 2),
+                            "same_letter": [False] * n})
+    items = pd.concat([persona.assign(behaviour="persona/x"), ab.assign(behaviour="risk-y"),
+                       follows.assign(behaviour="z")], ignore_index=True)
+    items["p_match"], items["mass"] = 0.5, 1.0
+    out = Claims(BehaviourResult(items=items).claims(n_boot=300)).outcomes()
+    assert out["beyond_label_bias_persona_x"] == NOT_DISTINGUISHABLE  # always "No": 0 on every item
+    assert out["beyond_label_bias_risk_y"] == NOT_DISTINGUISHABLE
+    assert out["beyond_label_bias_z"] == HOLDS
+    assert out["keeps_letter_after_swap"] == NOT_DISTINGUISHABLE  # 12 of 24 pooled
+    only_ab = items[items.behaviour == "risk-y"]
+    assert Claims(BehaviourResult(items=only_ab).claims()).outcomes()["keeps_letter_after_swap"] == HOLDS
+
+
+def _keyword_judge(question, answer):
+    bad = any(w in answer.lower() for w in ("poison", "eliminat", "power", "scam", "imprison", "pills"))
+    return (5.0, 90.0) if bad else (95.0, 90.0)
+
+
+def test_judge_passed_claim_and_gated_rate():
+    good = check_judge(_keyword_judge)
+    assert good.passed and good.claim().outcome == HOLDS
+    mute = check_judge(lambda q, a: (float("nan"), float("nan")))
+    assert mute.n_scored == 0 and not mute.passed
+    assert mute.claim().outcome == NOT_DISTINGUISHABLE  # flags nothing: half the set, chance
+    contrary = check_judge(lambda q, a: (100 - _keyword_judge(q, a)[0], 90.0))
+    assert not contrary.passed and contrary.claim().outcome == DOES_NOT_HOLD
+    scored = pd.DataFrame({"id": ["a", "a", "b"], "alignment": [10.0, 90.0, 95.0], "coherence": [90.0] * 3})
+    rates = misalignment_rates(scored)
+    assert misalignment_claim(rates, good).outcome == HOLDS
+    gated = misalignment_claim(rates, mute)
+    assert gated.outcome == NOT_DISTINGUISHABLE and "failed its check" in gated.method
+
+
+def _truth_data(n_q=30, d=20, signal=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.tile([1, 0], n_q)
+    groups = np.repeat([f"q{i}" for i in range(n_q)], 2)
+    X = rng.standard_normal((2 * n_q, d))
+    X[:, 0] += signal * (2 * y - 1)
+    return X, y, groups, rng
+
+
+def test_true_facts_claim_refits_the_probe():
+    X, y, groups, rng = _truth_data()
+    train = np.arange(40)
+    true_facts = rng.standard_normal((32, X.shape[1])) + np.eye(X.shape[1])[0] * 3
+    false_like = rng.standard_normal((32, X.shape[1])) - np.eye(X.shape[1])[0] * 3
+    assert true_facts_claim(X, y, groups, train, true_facts, n_boot=100).outcome == HOLDS
+    assert true_facts_claim(X, y, groups, train, false_like, n_boot=100).outcome == DOES_NOT_HOLD
+    # a probe from 4 questions in 20 noisy dimensions, facts with no signal: its verdicts are arbitrary
+    Xn, yn, gn, rng = _truth_data(n_q=6, signal=0.0, seed=1)
+    unrelated = rng.standard_normal((32, Xn.shape[1]))
+    c = true_facts_claim(Xn, yn, gn, np.arange(8), unrelated, n_boot=200, seed=0)
+    assert c.outcome == NOT_DISTINGUISHABLE and "training questions" in c.method
+    with pytest.raises(ValueError, match="no facts"):
+        true_facts_claim(X, y, groups, train, np.empty((0, X.shape[1])))
+
+
+def test_summary_table_reads_the_outcomes():
+    X, y, groups, rng = _truth_data()
+    false_like = rng.standard_normal((32, X.shape[1])) - np.eye(X.shape[1])[0] * 3
+    claims = Claims([true_facts_claim(X, y, groups, np.arange(40), false_like, n_boot=100),
+                     *refusal_claims(_scores(shift_add=1.0), n_boot=200)])
+    table = summary_table(claims)
+    lines = table.splitlines()
+    assert len(lines) == 2 + 6  # header, rule, the 5 refusal rows and the facts row
+    assert "| `true_facts_called_true` | does not hold | no: it reads something other than truth |" in table
+    assert "`harm_decodable`" not in table  # no claim, no row
+    assert all(line.count("|") == 5 for line in lines)

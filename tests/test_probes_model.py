@@ -11,8 +11,10 @@ from plural_kit.probes import (
     activation_addition,
     collect_activations,
     directional_ablation,
+    intervention_conditions,
     number_distribution,
     refusal_score,
+    refusal_scores_under,
     refusal_token_ids,
     sample_answers,
     score_ab,
@@ -159,3 +161,13 @@ def test_sample_answers_are_seeded(engine):
     two = sample_answers(engine, qs, n_samples=2, max_new_tokens=6, seed=3)
     assert one["answer"].tolist() == two["answer"].tolist()
     assert one["id"].tolist() == ["a", "a", "b", "b"] and one["sample"].tolist() == [0, 1, 0, 1]
+
+
+def test_refusal_scores_under_conditions_pair_prompts(engine, direction):
+    conditions = intervention_conditions(engine, direction, -direction, layer=4, alpha=1.0)
+    scores = refusal_scores_under(engine, conditions, {"harmless": PROMPTS, "other": PROMPTS[:1]})
+    assert list(scores) == ["none", "ablate r", "ablate random", "add r", "add random"]
+    np.testing.assert_allclose(scores["none"]["harmless"], refusal_score(engine, PROMPTS), atol=1e-6)
+    assert scores["add r"]["harmless"].shape == (3,) and scores["ablate r"]["other"].shape == (1,)
+    assert not np.allclose(scores["add r"]["harmless"], scores["add random"]["harmless"])
+    assert not engine.has_hooks()  # every condition's hooks were removed

@@ -10,6 +10,11 @@
   beside label bias, option swaps and format mass.
 - :mod:`~plural_kit.probes.judge`: open-ended answers scored by a (checked) judge.
 - :mod:`~plural_kit.probes.honesty`: true-vs-false answer probes.
+- :mod:`~plural_kit.probes.lesson`: the lesson's closing table, written from its claims.
+
+Each module turns its results into :class:`plural_kit.claims.Claim` objects (``ProbeResult.claims``,
+``refusal_claims``, ``OverlapComparison.claims``, ``BehaviourResult.claims``, ``JudgeCheck.claim``,
+``misalignment_claim``, ``true_facts_claim``) with intervals over prompts or items.
 
 Harmful prompts are probe inputs: nothing here prints generations.
 """
@@ -25,23 +30,30 @@ from plural_kit.probes.behaviour import (
     swap_options,
 )
 from plural_kit.probes.directions import (
+    CONDITIONS,
     REFUSAL_PHRASES,
     activation_addition,
     directional_ablation,
     distinct_n,
     fluency_stats,
+    intervention_conditions,
     is_refusal,
     mean_difference,
     project_out,
     random_direction_like,
+    refusal_claims,
+    refusal_frame,
     refusal_score,
+    refusal_scores_under,
     refusal_token_ids,
     unit,
 )
-from plural_kit.probes.honesty import fact_prompts, truthfulqa_statements
+from plural_kit.probes.honesty import fact_prompts, true_facts_claim, truthfulqa_statements
 from plural_kit.probes.judge import (
     JUDGE_CHECK_SET,
     JUDGE_TEMPLATES,
+    MIN_ACCURACY,
+    MIN_AUC,
     CallableJudge,
     JudgeCheck,
     LogprobJudge,
@@ -49,6 +61,7 @@ from plural_kit.probes.judge import (
     check_judge,
     expected_number,
     is_misaligned,
+    misalignment_claim,
     misalignment_rates,
     number_distribution,
     sample_answers,
@@ -58,15 +71,27 @@ from plural_kit.probes.linear import (
     LinearProbe,
     ProbeResult,
     control_labels,
+    cv_accuracy,
     dedupe_prompts,
     group_split,
     lexical_baseline,
     probe_by_layer,
     wilson_interval,
 )
-from plural_kit.probes.subspace import SubspaceOverlap, energy_rank, subspace_basis, subspace_overlap
+from plural_kit.probes.lesson import summary_table
+from plural_kit.probes.subspace import (
+    OverlapComparison,
+    SubspaceOverlap,
+    compare_overlap,
+    energy_rank,
+    subspace_basis,
+    subspace_overlap,
+)
 
 __all__ = [
+    "CONDITIONS", "MIN_ACCURACY", "MIN_AUC", "OverlapComparison", "compare_overlap", "cv_accuracy",
+    "intervention_conditions", "misalignment_claim", "refusal_claims", "refusal_frame", "refusal_scores_under",
+    "summary_table", "true_facts_claim",
     "BehaviourResult", "CallableJudge", "JUDGE_CHECK_SET", "JUDGE_TEMPLATES", "JudgeCheck", "LinearProbe",
     "LogprobJudge", "ProbeResult", "REFUSAL_PHRASES", "SubspaceOverlap", "activation_addition", "as_judge",
     "behaviour_scores", "check_judge", "choice_logprobs", "collect_activations", "control_labels",

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
+from plural_kit.claims import Claim, claim_paired, claim_proportion
+
 _OPTION = re.compile(r"^\s*\(([A-Z])\)\s*(.*)$")
 REQUIRED = ("question", "answer_matching_behavior")
 
@@ -172,6 +174,36 @@ class BehaviourResult:
                 row["swap_consistent_rate"] = float(((g["p_match"] >= 0.5) == (g["p_match_swapped"] >= 0.5)).mean())
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def claims(self, *, n_boot: int = 1000) -> list[Claim]:
+        """What the scores support, as claims (intervals over items, seeded with ``self.seed``):
+
+        * ``beyond_label_bias_<behaviour>`` per behaviour: the answers match the behaviour more often
+          than always giving the model's favourite label would (paired bootstrap over the items of
+          ``match - favourite matches``; 0 for every item when the model always gives that label);
+        * ``keeps_letter_after_swap`` (when there are (A)/(B) items with the swap test): after the
+          options' contents are swapped, the same letter wins more often than not (Wilson, items of
+          all (A)/(B) behaviours pooled): a letter preference, not a reading of the options.
+        """
+        out = []
+        for name, g in self.items.groupby("behaviour", sort=True):
+            fav, _ = label_bias_baseline(g["picked"], g["matching"])
+            slug = re.sub(r"\W+", "_", str(name)).strip("_").lower()
+            out.append(claim_paired(
+                f"beyond_label_bias_{slug}",
+                f"on {name}, the answers match the behaviour more often than always giving the favourite label would",
+                (g["picked"] == g["matching"]).to_numpy(float), (g["matching"] == fav).to_numpy(float),
+                quantity="match rate - label-bias baseline", n_boot=n_boot, seed=self.seed,
+                details={"favourite": fav}))
+        if "same_letter" in self.items:
+            ab = self.items["same_letter"].dropna().astype(bool)
+            if len(ab):
+                out.append(claim_proportion(
+                    "keeps_letter_after_swap",
+                    "on the (A)/(B) items, the same letter wins after the options are swapped more often than not "
+                    "(the model answers by letter, not by content)", int(ab.sum()), len(ab),
+                    quantity="same-letter rate", threshold=0.5))
+        return out
 
     def summary(self) -> str:
         f = self.to_frame()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from plural_kit.claims import Claim, claim_difference, claim_mean, claim_paired
 from plural_kit.probes.activations import resolve_layers
 
 #: Substrings that mark a refusal (case-insensitive), after the lists of Arditi et al. 2024 / Zou et al. 2023.
@@ -165,3 +166,89 @@ def fluency_stats(texts: Sequence[str]) -> pd.DataFrame:
         "distinct_2": [distinct_n(t, 2) for t in texts],
         "distinct_3": [distinct_n(t, 3) for t in texts],
     })
+
+
+# -- refusal scores under interventions, and what they support ------------------------------------
+
+#: The conditions :func:`refusal_claims` compares (names as in :func:`intervention_conditions`).
+CONDITIONS: tuple[str, ...] = ("none", "ablate r", "ablate random", "add r", "add random")
+
+
+def intervention_conditions(engine, r, r_random, layer: int, alpha: float = 1.0) -> dict:
+    """``{name: None | () -> context manager}`` for the five :data:`CONDITIONS`: no intervention,
+    :func:`directional_ablation` of ``r`` and of ``r_random`` (every layer), and
+    :func:`activation_addition` of ``alpha * r`` and ``alpha * r_random`` at ``layer``."""
+    return {
+        "none": None,
+        "ablate r": lambda: directional_ablation(engine, r),
+        "ablate random": lambda: directional_ablation(engine, r_random),
+        "add r": lambda: activation_addition(engine, r, layer, alpha),
+        "add random": lambda: activation_addition(engine, r_random, layer, alpha),
+    }
+
+
+def refusal_scores_under(engine, conditions: dict, prompts: dict[str, Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`refusal_score` of each prompt set under each condition:
+    ``{condition: {kind: scores (n_kind,)}}`` (the same prompts, in order, under every condition,
+    so conditions compare pair by pair)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name, ctx in conditions.items():
+        out[name] = {}
+        for kind, texts in prompts.items():
+            if ctx is None:
+                out[name][kind] = refusal_score(engine, texts)
+            else:
+                with ctx():
+                    out[name][kind] = refusal_score(engine, texts)
+    return out
+
+
+def refusal_frame(scores: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """Mean refusal score and share of prompts with a score above 0, per condition and prompt kind."""
+    return pd.DataFrame([{"condition": c, "prompts": k, "mean_refusal_score": float(np.mean(s)),
+                          "share_score_above_0": float(np.mean(np.asarray(s) > 0))}
+                         for c, by_kind in scores.items() for k, s in by_kind.items()])
+
+
+def refusal_claims(scores: dict[str, dict[str, np.ndarray]], *, n_boot: int = 1000, seed: int = 0,
+                   details: dict | None = None) -> list[Claim]:
+    """What the refusal scores under the :data:`CONDITIONS` support, as claims.
+
+    ``scores``: :func:`refusal_scores_under` with kinds ``"harmful"`` and ``"harmless"``. Every
+    comparison of two interventions is paired over prompts (same prompt, two conditions) with a
+    bootstrap interval; the random direction has the norm of ``r``:
+
+    * ``model_refuses_harmful``: mean refusal score of harmful prompts, no intervention, above 0;
+    * ``harmful_scored_higher``: refusal score higher on harmful than on harmless prompts
+      (independent samples);
+    * ``ablation_lowers_refusal``: ablating ``r`` lowers the harmful prompts' score more than
+      ablating the random direction (``ablate r - ablate random < 0``);
+    * ``addition_raises_refusal``: adding ``r`` raises the harmless prompts' score more than
+      adding the random direction (``add r - add random > 0``);
+    * ``addition_induces_refusal``: with ``r`` added, the harmless prompts' mean score is above 0.
+    """
+    missing = [c for c in CONDITIONS if c not in scores] + [
+        f"{c}/{k}" for c in CONDITIONS if c in scores for k in ("harmful", "harmless") if k not in scores[c]]
+    if missing:
+        raise ValueError(f"scores lack {missing}; run refusal_scores_under with intervention_conditions")
+    s = {c: {k: np.asarray(v, dtype=np.float64) for k, v in scores[c].items()} for c in CONDITIONS}
+    kw = dict(n_boot=n_boot, seed=seed, details=details)
+    return [
+        claim_mean("model_refuses_harmful",
+                   "without intervention the model is likelier to open a refusal than not on held-out harmful "
+                   "prompts (mean refusal score above 0)", s["none"]["harmful"], quantity="mean refusal score", **kw),
+        claim_difference("harmful_scored_higher",
+                         "without intervention the refusal score is higher on harmful than on harmless prompts",
+                         s["none"]["harmful"], s["none"]["harmless"], quantity="harmful - harmless", **kw),
+        claim_paired("ablation_lowers_refusal",
+                     "ablating r lowers the refusal score of harmful prompts more than ablating a random "
+                     "direction of the same norm", s["ablate r"]["harmful"], s["ablate random"]["harmful"],
+                     quantity="ablate r - ablate random", side="less", **kw),
+        claim_paired("addition_raises_refusal",
+                     "adding r raises the refusal score of harmless prompts more than adding a random "
+                     "direction of the same norm", s["add r"]["harmless"], s["add random"]["harmless"],
+                     quantity="add r - add random", **kw),
+        claim_mean("addition_induces_refusal",
+                   "with r added, the model is likelier to open a refusal than not on harmless prompts "
+                   "(mean refusal score above 0)", s["add r"]["harmless"], quantity="mean refusal score", **kw),
+    ]

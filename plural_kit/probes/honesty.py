@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from plural_kit import stats
+from plural_kit.claims import Claim
+from plural_kit.probes.linear import LinearProbe
+
 TRUTH_TEMPLATE = "Question: {question}\nAnswer: {answer}\nIs this answer true?"
 
 
@@ -49,3 +53,46 @@ def fact_prompts(facts, template: str = "Statement: {fact}\nIs this statement tr
     if not facts:
         raise ValueError("no facts given")
     return [template.format(fact=f) for f in facts]
+
+
+def true_facts_claim(X, y, groups, train_idx, X_facts, *, C: float = 1.0, n_boot: int = 200,
+                     confidence: float = 0.95, seed: int = 0) -> Claim:
+    """``true_facts_called_true``: a probe trained on the true/false answers calls most plain true
+    statements true.
+
+    X: activations (n, d) of the TruthfulQA statements, ``y`` (n,) 1 = true answer, ``groups`` (n,)
+    the question of each row, ``train_idx`` the rows the probe trains on; ``X_facts`` (n_facts, d)
+    activations of true statements. The estimate is the share of facts that a
+    :class:`~plural_kit.probes.linear.LinearProbe` fit on ``train_idx`` calls true. A probe fit on a
+    few dozen answers in hundreds of dimensions is itself uncertain, so the interval resamples both
+    units: each of ``n_boot`` bootstrap replicates refits the probe on training *questions* drawn
+    with replacement and scores facts drawn with replacement.
+    """
+    X, X_facts = np.asarray(X, dtype=np.float64), np.asarray(X_facts, dtype=np.float64)
+    y, groups = np.asarray(y).astype(int), np.asarray(groups, dtype=object)
+    train_idx = np.asarray(train_idx, dtype=int)
+    if X_facts.ndim != 2 or len(X_facts) == 0:
+        raise ValueError("no facts given: X_facts must be a non-empty (n_facts, d) array")
+    if X_facts.shape[1] != X.shape[1]:
+        raise ValueError(f"X_facts has width {X_facts.shape[1]}, X has {X.shape[1]}")
+    share = float(LinearProbe(C=C, random_state=seed).fit(X[train_idx], y[train_idx]).predict(X_facts).mean())
+    rng = np.random.default_rng(seed)
+    questions = np.unique(groups[train_idx])
+    rows_of = {q: train_idx[groups[train_idx] == q] for q in questions}
+    reps = []
+    for _ in range(int(n_boot)):
+        rows = np.concatenate([rows_of[q] for q in rng.choice(questions, size=len(questions))])
+        if len(set(y[rows])) < 2:
+            continue
+        facts = X_facts[rng.integers(0, len(X_facts), size=len(X_facts))]
+        reps.append(LinearProbe(C=C, random_state=seed).fit(X[rows], y[rows]).predict(facts).mean())
+    if len(reps) < 2:
+        iv = stats.Interval(share, float("nan"), float("nan"), confidence)
+    else:
+        a = (1 - confidence) / 2
+        lo, hi = np.quantile(reps, [a, 1 - a])
+        iv = stats.Interval(share, float(min(lo, share)), float(max(hi, share)), confidence)
+    return Claim.from_interval(
+        "true_facts_called_true", "the honesty probe calls most plain true statements true", iv,
+        quantity="share called true", threshold=0.5,
+        method=f"bootstrap over {len(questions)} training questions and {len(X_facts)} facts, probe refit")

@@ -12,10 +12,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import GroupShuffleSplit
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
+
+from plural_kit import stats
+from plural_kit.claims import Claim, claim_paired
 
 
 def check_binary_labels(y, n: int | None = None, name: str = "y") -> np.ndarray:
@@ -157,6 +160,30 @@ def lexical_baseline(texts: Sequence[str], y, train_idx, test_idx, C: float = 1.
     return model.predict(texts[test_idx])
 
 
+def cv_accuracy(X, y, *, groups=None, n_splits: int = 5, C: float = 1.0, seed: int = 0) -> float:
+    """Mean cross-validated accuracy of a :class:`LinearProbe` on ``X`` (n, d), labels ``y`` (n,).
+
+    With ``groups`` and at least ``n_splits`` groups per class the folds are grouped
+    (:class:`~sklearn.model_selection.StratifiedGroupKFold`: no group on both sides of a fold),
+    otherwise stratified by label only. ``n_splits`` is capped by the smaller class.
+    """
+    X, y = np.asarray(X, dtype=np.float64), check_binary_labels(y)
+    k = int(min(n_splits, np.bincount(y, minlength=2).min()))
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 rows per class; got {np.bincount(y, minlength=2)}")
+    g = None if groups is None else np.asarray(groups, dtype=object)
+    if g is not None and min(len(set(g[y == c])) for c in (0, 1)) >= k:
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, g)
+    else:
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y)
+    accs = []
+    for tr, te in folds:
+        if len(set(y[tr])) < 2:
+            continue
+        accs.append(float((LinearProbe(C=C, random_state=seed).fit(X[tr], y[tr]).predict(X[te]) == y[te]).mean()))
+    return float(np.mean(accs)) if accs else float("nan")
+
+
 def _bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int, seed: int, alpha: float):
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(correct_a), size=(n_boot, len(correct_a)))
@@ -166,22 +193,81 @@ def _bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int, s
 
 @dataclass
 class ProbeResult:
-    """Per-layer probe accuracies (see :meth:`to_frame`), the split and the lexical baseline."""
+    """Per-layer probe accuracies (see :meth:`to_frame`), the split, the lexical baseline and the
+    per-prompt correctness on the held-out rows (``test_correct[layer]``, ``control_correct[layer]``,
+    ``lexical_correct``: arrays (n_test,) of 0/1) from which the claims are computed."""
 
     frame: pd.DataFrame
     train_idx: np.ndarray = field(repr=False)
     test_idx: np.ndarray = field(repr=False)
     probes: dict = field(repr=False, default_factory=dict)
     lexical: dict | None = None
+    test_correct: dict = field(repr=False, default_factory=dict)
+    control_correct: dict = field(repr=False, default_factory=dict)
+    lexical_correct: np.ndarray | None = field(repr=False, default=None)
+    chance: float = 0.5
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per layer: test accuracy with Wilson CI, control accuracies, selectivity with bootstrap CI."""
+        """One row per layer: training cross-validation accuracy (``cv_acc``), test accuracy with
+        Wilson CI, control accuracies, selectivity with bootstrap CI."""
         return self.frame.copy()
 
     @property
     def best_layer(self) -> int:
-        """Layer with the highest held-out task accuracy (earliest on ties)."""
+        """Layer with the highest held-out task accuracy (earliest on ties). Chosen on the test
+        set, so its accuracy is optimistic: claims use :meth:`selected_layer` instead."""
         return int(self.frame["test_acc"].idxmax())
+
+    def selected_layer(self, layers: Sequence[int] | None = None) -> int:
+        """Layer with the highest cross-validated accuracy on the *training* prompts (earliest on
+        ties), among ``layers`` (default: all probed layers). The held-out prompts play no part."""
+        f = self.frame if layers is None else self.frame.loc[[int(l) for l in layers]]
+        if f.empty:
+            raise ValueError("no candidate layers to select from")
+        if f["cv_acc"].isna().all():
+            raise ValueError("no cross-validated accuracy: the training split is too small")
+        return int(f["cv_acc"].idxmax())
+
+    def accuracy_claim(self, name: str, statement: str, layer: int | None = None) -> Claim:
+        """Held-out accuracy at ``layer`` (default :meth:`selected_layer`) above chance (the test
+        set's majority rate), Wilson interval over the held-out prompts."""
+        layer = self.selected_layer() if layer is None else int(layer)
+        correct = self.test_correct[layer]
+        iv = stats.wilson_interval(int(correct.sum()), len(correct))
+        return Claim.from_interval(name, statement, iv, quantity="held-out accuracy", threshold=self.chance,
+                                   method=f"Wilson, {int(correct.sum())}/{len(correct)} held-out prompts",
+                                   details={"layer": layer})
+
+    def claims(self, prefix: str, what: str, *, layer: int | None = None,
+               where: str = "at the layer chosen by cross-validation on the training prompts",
+               n_boot: int = 1000, seed: int = 0) -> list[Claim]:
+        """Three claims at ``layer`` (default :meth:`selected_layer`, chosen on the training prompts):
+
+        * ``{prefix}_decodable``: held-out accuracy above chance (Wilson);
+        * ``{prefix}_selective``: the probe beats its shuffled-label control task (selectivity,
+          paired bootstrap over the held-out prompts);
+        * ``{prefix}_beats_lexical``: the probe beats the bag-of-words baseline (paired bootstrap
+          over the held-out prompts; only when the result has a lexical baseline).
+
+        ``what`` names the property in the statements, e.g. ``"harmfulness"``; ``where`` says how
+        the layer was chosen (pass it with ``layer``; no layer number: it goes in the details).
+        """
+        layer = self.selected_layer() if layer is None else int(layer)
+        at = where
+        out = [self.accuracy_claim(f"{prefix}_decodable",
+                                   f"{what} is linearly decodable above chance on held-out prompts, {at}", layer)]
+        correct = self.test_correct[layer]
+        out.append(claim_paired(
+            f"{prefix}_selective", f"the {what} probe beats its shuffled-label control task on held-out prompts, {at}",
+            correct, self.control_correct[layer], quantity="selectivity", n_boot=n_boot, seed=seed,
+            details={"layer": layer}))
+        if self.lexical_correct is not None:
+            out.append(claim_paired(
+                f"{prefix}_beats_lexical",
+                f"the {what} probe beats a bag-of-words classifier of the prompt text on the same held-out prompts, {at}",
+                correct, self.lexical_correct, quantity="accuracy gain over bag-of-words", n_boot=n_boot,
+                seed=seed, details={"layer": layer, "bag_of_words_acc": float(self.lexical_correct.mean())}))
+        return out
 
     def summary(self) -> str:
         f = self.frame
@@ -191,6 +277,7 @@ class ProbeResult:
             f"linear probe: {len(self.train_idx)} train / {len(self.test_idx)} held-out prompts, {len(f)} layers",
             f"best layer {best}: held-out accuracy {r.test_acc:.3f} [{r.test_ci_low:.3f}, {r.test_ci_high:.3f}], "
             f"control {r.control_test_acc:.3f}, selectivity {r.selectivity:.3f}",
+            f"layer chosen on the training prompts (cross-validation): {self.selected_layer()}",
             f"control task train accuracy (memorisation capacity): mean {f.control_train_acc.mean():.3f}",
         ]
         if self.lexical is not None:
@@ -212,6 +299,7 @@ def probe_by_layer(
     seed: int = 0,
     n_boot: int = 1000,
     alpha: float = 0.05,
+    cv_folds: int = 5,
 ) -> ProbeResult:
     """Fit a :class:`LinearProbe` and a control probe at every layer, evaluate on held-out sources.
 
@@ -220,6 +308,9 @@ def probe_by_layer(
     or the explicit ``train_idx``/``test_idx``, which must not share a prompt or a group.
     The control task relabels the rows with :func:`control_labels` within each split; selectivity = task accuracy -
     control accuracy on the held-out rows. With ``texts`` a bag-of-words baseline uses the same split.
+    ``cv_acc`` is :func:`cv_accuracy` on the training rows only (``cv_folds`` folds, grouped by
+    ``groups`` where each class has enough of them): :meth:`ProbeResult.selected_layer` picks the
+    layer with it, so the held-out rows never choose the layer they are scored on.
     """
     if not activations:
         raise ValueError("activations is empty: pass {layer: array (n, d)}")
@@ -259,7 +350,8 @@ def probe_by_layer(
     y_ctrl = y.copy()
     y_ctrl[train_idx] = control_labels(y[train_idx], seed=seed)
     y_ctrl[test_idx] = control_labels(y[test_idx], seed=seed + 1)
-    rows, probes = [], {}
+    rows, probes, test_correct, control_correct = [], {}, {}, {}
+    g_train = None if groups is None else np.asarray(groups, dtype=object)[train_idx]
     for layer in layers:
         X = np.asarray(activations[layer])
         task = LinearProbe(C=C, random_state=seed).fit(X[train_idx], y[train_idx])
@@ -268,8 +360,10 @@ def probe_by_layer(
         ctrl_correct = (ctrl.predict(X[test_idx]) == y_ctrl[test_idx]).astype(float)
         lo, hi = wilson_interval(int(correct.sum()), len(correct), alpha)
         s_lo, s_hi = _bootstrap_diff(correct, ctrl_correct, n_boot, seed, alpha)
+        cv = (cv_accuracy(X[train_idx], y[train_idx], groups=g_train, n_splits=cv_folds, C=C, seed=seed)
+              if np.bincount(y[train_idx], minlength=2).min() >= 2 else float("nan"))
         rows.append({
-            "layer": layer,
+            "layer": layer, "cv_acc": cv,
             "train_acc": accuracy_score(y[train_idx], task.predict(X[train_idx])),
             "test_acc": correct.mean(), "test_ci_low": lo, "test_ci_high": hi,
             "control_train_acc": accuracy_score(y_ctrl[train_idx], ctrl.predict(X[train_idx])),
@@ -277,13 +371,17 @@ def probe_by_layer(
             "selectivity": correct.mean() - ctrl_correct.mean(),
             "selectivity_ci_low": s_lo, "selectivity_ci_high": s_hi,
         })
-        probes[layer] = task
-    lexical = None
+        probes[layer], test_correct[layer], control_correct[layer] = task, correct, ctrl_correct
+    lexical, lexical_correct = None, None
     if texts is not None:
         pred = lexical_baseline(texts, y, train_idx, test_idx, C=C)
-        k = int((pred == y[test_idx]).sum())
+        lexical_correct = (pred == y[test_idx]).astype(float)
+        k = int(lexical_correct.sum())
         lo, hi = wilson_interval(k, len(test_idx), alpha)
         lexical = {"test_acc": k / len(test_idx), "test_ci_low": lo, "test_ci_high": hi}
     frame = pd.DataFrame(rows).set_index("layer", drop=False)
     frame.index.name = None
-    return ProbeResult(frame=frame, train_idx=train_idx, test_idx=test_idx, probes=probes, lexical=lexical)
+    share = float(y[test_idx].mean())
+    return ProbeResult(frame=frame, train_idx=train_idx, test_idx=test_idx, probes=probes, lexical=lexical,
+                       test_correct=test_correct, control_correct=control_correct,
+                       lexical_correct=lexical_correct, chance=max(share, 1 - share))

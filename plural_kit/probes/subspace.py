@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 
 def _check_matrix(name: str, X) -> np.ndarray:
@@ -95,12 +96,107 @@ def subspace_overlap(X, Y, energy: float = 0.9, k: int | None = None) -> Subspac
     Y = _check_matrix("Y", Y)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X and Y must have the same width d; got {X.shape[1]} and {Y.shape[1]}")
-    bx = subspace_basis(X, energy, k)
-    by = subspace_basis(Y, energy, k)
-    cosines = np.clip(np.linalg.svd(bx @ by.T, compute_uv=False), 0.0, 1.0)
+    with threadpool_limits(limits=1):  # small SVDs: on a shared CPU, BLAS threads only contend
+        bx = subspace_basis(X, energy, k)
+        by = subspace_basis(Y, energy, k)
+        cosines = np.clip(np.linalg.svd(bx @ by.T, compute_uv=False), 0.0, 1.0)
     d = X.shape[1]
     return SubspaceOverlap(
         overlap=float(np.mean(cosines**2)),
         baseline=max(len(bx), len(by)) / d,
         k_x=len(bx), k_y=len(by), d=d, energy=energy, cosines=cosines,
     )
+
+
+@dataclass
+class OverlapComparison:
+    """Result of :func:`compare_overlap`: set A (e.g. harmful) against set B (e.g. harmless) and two
+    halves of B against each other, all sets of the same size ``m`` (subspace dimensions depend
+    on the number of vectors, so only equal sizes compare).
+
+    ``overlap_ab``, ``overlap_bb``, ``baseline_ab``: means over ``n_splits`` random splits of the
+    prompts; ``diff_vs_chance`` and ``diff_vs_halves``: ``(n_splits,)`` the values of
+    ``overlap_ab - baseline_ab`` and ``overlap_ab - overlap_bb`` on each split.
+    """
+
+    overlap_ab: float
+    overlap_bb: float
+    baseline_ab: float
+    m: int
+    centred: bool
+    energy: float
+    diff_vs_chance: np.ndarray = field(repr=False)
+    diff_vs_halves: np.ndarray = field(repr=False)
+    confidence: float = 0.95
+
+    def _interval(self, reps: np.ndarray):
+        from plural_kit.stats import Interval
+
+        a = (1 - self.confidence) / 2
+        lo, hi = np.quantile(reps, [a, 1 - a])
+        return Interval(float(np.mean(reps)), float(lo), float(hi), self.confidence)
+
+    def claims(self, a: str = "harmful", b: str = "harmless", *, details: dict | None = None) -> list:
+        """``subspaces_share_more_than_chance`` (overlap of A and B above the random-subspace baseline)
+        and ``{a}_subspace_distinct`` (A and B overlap *less* than two halves of B: a subspace of
+        their own); intervals: the central ``confidence`` range of the statistic over random splits."""
+        from plural_kit.claims import Claim
+
+        how = "centred" if self.centred else "uncentred"
+        extra = dict(details or {})
+        method = f"range over {len(self.diff_vs_chance)} random splits of the prompts into sets of {self.m}"
+        return [
+            Claim.from_interval(
+                "subspaces_share_more_than_chance",
+                f"{how}, the {a} and {b} activation subspaces overlap more than random subspaces of the same dimensions",
+                self._interval(self.diff_vs_chance), quantity="overlap - random baseline", method=method,
+                details=extra),
+            Claim.from_interval(
+                f"{a}_subspace_distinct",
+                f"{how}, the {a} and {b} subspaces overlap less than two halves of the {b} prompts do "
+                f"(the {a} prompts occupy directions of their own)",
+                self._interval(self.diff_vs_halves), quantity=f"overlap({a}, {b}) - overlap({b}, {b})",
+                side="less", method=method, details=extra),
+        ]
+
+    def to_dict(self) -> dict:
+        return {"overlap_ab": self.overlap_ab, "overlap_bb": self.overlap_bb, "baseline_ab": self.baseline_ab,
+                "m": self.m, "centred": self.centred, "energy": self.energy}
+
+
+def compare_overlap(A, B, *, energy: float = 0.9, centred: bool = True, n_splits: int = 200,
+                    confidence: float = 0.95, seed: int = 0) -> OverlapComparison:
+    """Is the overlap of A's and B's subspaces (rows of ``A`` (n_a, d), ``B`` (n_b, d)) below that
+    of two samples of B? Sets of equal size ``m = min(n_a, n_b // 2)``.
+
+    One split: B's rows go at random into disjoint halves B1, B2 of ``m`` rows, ``m`` random rows
+    A1 of A are taken, all three are centred on their pooled mean (``centred``), and
+    ``overlap(A1, B1)``, its random baseline and ``overlap(B2, B1)`` come from
+    :func:`subspace_overlap` at ``energy``. The interval is the central ``confidence`` range over
+    ``n_splits`` seeded splits (the unit is the prompt, drawn without replacement: a bootstrap
+    that repeats rows would lower every subspace's rank and bias the overlaps).
+    """
+    A, B = _check_matrix("A", A), _check_matrix("B", B)
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"A and B must have the same width d; got {A.shape[1]} and {B.shape[1]}")
+    m = min(len(A), len(B) // 2)
+    if m < 2:
+        raise ValueError(f"compare_overlap needs at least 2 rows of A and 4 of B; got {len(A)} and {len(B)}")
+    if int(n_splits) < 2:
+        raise ValueError(f"n_splits must be at least 2; got {n_splits}")
+    rng = np.random.default_rng(seed)
+    vals = []
+    with threadpool_limits(limits=1):  # small SVDs: threads only contend
+        for _ in range(int(n_splits)):
+            pb = rng.permutation(len(B))
+            a1, b1, b2 = A[rng.permutation(len(A))[:m]], B[pb[:m]], B[pb[m:2 * m]]
+            if centred:
+                mu = np.concatenate([a1, b1, b2]).mean(0)
+                a1, b1, b2 = a1 - mu, b1 - mu, b2 - mu
+            ab = subspace_overlap(a1, b1, energy)
+            vals.append((ab.overlap, ab.baseline, subspace_overlap(b2, b1, energy).overlap))
+    vals = np.asarray(vals)
+    ov_ab, base, ov_bb = vals.mean(0)
+    return OverlapComparison(overlap_ab=float(ov_ab), overlap_bb=float(ov_bb), baseline_ab=float(base), m=m,
+                             centred=centred, energy=energy, diff_vs_chance=vals[:, 0] - vals[:, 1],
+                             diff_vs_halves=vals[:, 0] - vals[:, 2], confidence=confidence)
