@@ -131,9 +131,21 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (``getrusage``; Linux and macOS)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own memory
+    (``getrusage``'s ``ru_maxrss`` survives ``exec``, so a kernel started by a large parent would
+    report the parent's peak). Elsewhere: ``getrusage`` (bytes on macOS).
+    """
     import resource
     import sys
 
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10

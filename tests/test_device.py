@@ -77,3 +77,20 @@ def test_seed_everything_reproduces_torch_and_numpy():
     b = (rng.normal(size=3), torch.rand(3))
     np.testing.assert_array_equal(a[0], b[0])
     assert torch.equal(a[1], b[1])
+
+
+def test_peak_rss_is_this_process_own_peak():
+    """A child started by a large parent reports its own peak, not the parent's (ru_maxrss would)."""
+    import subprocess
+    import sys
+
+    from plural_kit.device import peak_rss_mb
+
+    ballast = bytearray(600 * 2**20)  # make this process large before starting the child
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    parent = peak_rss_mb()
+    assert parent > 600
+    out = subprocess.run([sys.executable, "-c", "from plural_kit.device import peak_rss_mb; print(peak_rss_mb())"],
+                         capture_output=True, text=True, check=True).stdout
+    assert 0 < float(out) < parent - 400
+    del ballast
