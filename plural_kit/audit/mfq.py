@@ -20,7 +20,7 @@ import pandas as pd
 
 from plural_kit.audit.distributions import AnswerDistributions, MultipleChoiceItem, PromptDesign, answer_distributions
 from plural_kit.audit.metrics import AuditInputError, bootstrap_ci
-from plural_kit.claims import Claim, claim_proportion
+from plural_kit.claims import NOT_DISTINGUISHABLE, Claim, claim_proportion
 
 __all__ = [
     "CONTROL_PAIRS",
@@ -118,7 +118,8 @@ class SignalCheck:
     agreeable and disagreeable statement and their difference; ``per_design``: the same
     difference per design; ``difference``: mean difference (estimate, low, high);
     ``share_correct``: share of pairs rated in the obvious direction; ``position_0``: mean
-    probability on the first-listed option; ``passed``.
+    probability on the first-listed option; ``passed``: whether :meth:`claim` holds (the one
+    source of truth; ``share_correct`` is shown, not tested; ``min_correct`` is kept for compatibility).
     """
 
     table: pd.DataFrame
@@ -128,7 +129,11 @@ class SignalCheck:
     position_0: float
     margin: float
     min_correct: float
-    passed: bool
+
+    @property
+    def passed(self) -> bool:
+        """The check passes when its claim holds (the CI of the difference lies above ``margin``)."""
+        return self.claim().holds
 
     def to_frame(self) -> pd.DataFrame:
         return self.table
@@ -147,14 +152,20 @@ class SignalCheck:
 
     def summary(self) -> str:
         d = self.difference
-        verdict = ("PASSED: the model rates obvious statements in the obvious direction" if self.passed else
-                   "FAILED: the model does not tell obvious statements from their opposites; "
-                   "comparisons of its answers with countries are INCONCLUSIVE")
+        claim = self.claim()
+        if claim.holds:
+            verdict = "PASSED (claim holds): the model rates obvious statements in the obvious direction"
+        elif claim.outcome == NOT_DISTINGUISHABLE:
+            verdict = ("FAILED (claim not distinguishable): the data cannot tell whether the model tells obvious "
+                       "statements from their opposites; comparisons of its answers with countries are INCONCLUSIVE")
+        else:
+            verdict = ("FAILED (claim does not hold): the model does not tell obvious statements from their "
+                       "opposites; comparisons of its answers with countries are INCONCLUSIVE")
         return "\n".join([
             f"Signal check on {len(self.table)} control pairs (ratings 1-5, averaged over "
             f"{len(self.per_design)} designs)",
             f"  agree - disagree rating: {d[0]:.2f} [95% CI {d[1]:.2f}, {d[2]:.2f}] (needs >= {self.margin:.1f})",
-            f"  pairs in the obvious direction: {self.share_correct:.2f} (needs >= {self.min_correct:.2f})",
+            f"  pairs in the obvious direction: {self.share_correct:.2f}",
             f"  mean probability on the first-listed option: {self.position_0:.2f}",
             "  by design: " + ", ".join(f"{k}: {v:.2f}" for k, v in self.per_design.items()),
             verdict,
@@ -164,9 +175,9 @@ class SignalCheck:
 def signal_check(model, design: PromptDesign | None = None, *, orders: Sequence[str] = ("original", "reversed"),
                  pairs: Sequence[tuple[str, str]] = CONTROL_PAIRS, margin: float = 1.0, min_correct: float = 0.8,
                  seed: int = 0) -> SignalCheck:
-    """Do obvious statements get obvious ratings? Passed when the mean (agree − disagree)
-    rating difference is ≥ ``margin`` points and ≥ ``min_correct`` of the pairs are in the
-    obvious direction, averaged over ``orders``. ``design`` defaults to the MFQ-2 prompt;
+    """Do obvious statements get obvious ratings? Passed when :meth:`SignalCheck.claim` holds: the
+    bootstrap CI of the mean (agree − disagree) rating difference, averaged over ``orders``, lies
+    above ``margin`` points (``min_correct`` is kept for display only). ``design`` defaults to the MFQ-2 prompt;
     ``pairs``: (agreeable, disagreeable) statements, default :data:`CONTROL_PAIRS`."""
     design = design or PromptDesign(instruction=MFQ_INSTRUCTION, instruction_name="mfq")
     items = control_items(pairs)
@@ -182,8 +193,7 @@ def signal_check(model, design: PromptDesign | None = None, *, orders: Sequence[
     diff = tuple(bootstrap_ci(table["difference"].to_numpy(), seed=seed))
     share = float((table["difference"] > 0).mean())
     pos0 = float(np.mean([r.position_probs[:, 0].mean() for r in results]))
-    passed = bool(diff[0] >= margin and share >= min_correct)
-    return SignalCheck(table, per_design, diff, share, pos0, margin, min_correct, passed)
+    return SignalCheck(table, per_design, diff, share, pos0, margin, min_correct)
 
 
 def human_means(distributions: pd.DataFrame, by: str = "country") -> pd.DataFrame:

@@ -211,7 +211,7 @@ class PerspectiveResult:
 
     def summary(self) -> str:
         return "\n".join(["Perspective diversity (normalised entropy of detected perspectives, 0-1; "
-                          "detector: all-MiniLM-L6-v2 similarity, not the GPT-4o judge of the original study)",
+                          "detector: sentence-encoder similarity, not the GPT-4o judge of the original study)",
                           self.entropy.round(3).to_string(), "", "Perspective shares:",
                           self.distribution.round(2).to_string()])
 

@@ -181,8 +181,8 @@ class RobustnessResult:
         ratio = boot_design.std(axis=0, ddof=1).mean(axis=1) / np.where(human_sd > 0, human_sd, np.nan)
         low, high = np.nanpercentile(ratio, [2.5, 97.5])  # a round that drew one country only has no SD
         n_items = x.shape[1]
-        return Claim(name, "the design (option order, labels, format, template, wording) moves the scores more "
-                           "than the countries differ", "design SD / between-country SD", float(est),
+        return Claim(name, "on average over the foundations, the design (option order, labels, format, template, "
+                           "wording) moves the scores more than the countries differ", "design SD / between-country SD", float(est),
                      float(min(low, est)), float(max(high, est)), threshold=1.0, side="greater",
                      method=f"bootstrap over {n_items} items within groups and {len(ref)} countries; "
                             f"{x.shape[0]} variants",
@@ -279,11 +279,11 @@ class RobustnessResult:
                  f"design factors {self.design_share():.2f}"]
         if self.nearest is not None:
             counts = self.nearest.value_counts()
-            lines.append(f"Nearest country across variants: {counts.to_dict()} "
-                         f"({'stable' if len(counts) == 1 else 'changes with the design'})")
+            lines.append(f"In this run (point estimates, not a finding), nearest country per variant: {counts.to_dict()}")
         if "ratio" in self.spread:
             bad = self.spread.index[self.spread["ratio"] > 1].tolist()
-            lines.append(f"Scores whose design spread exceeds the between-country spread: {bad or 'none'}")
+            lines.append("In this run (point estimates, not a finding), scores whose design range exceeds the "
+                         f"between-country range: {bad or 'none'}")
         return "\n".join(lines)
 
 

@@ -93,8 +93,8 @@ class SteeringResult:
 
     def summary(self) -> str:
         t = self.table
-        lines = [f"Steering vs the neutral persona {NEUTRAL_PERSONA!r}: {self.n_moved} of {len(t)} countries "
-                 "moved toward their people (95% CI of the distance reduction above 0)",
+        lines = [f"Steering vs the neutral persona {NEUTRAL_PERSONA!r}: distance to each country's people, neutral "
+                 "and steered; delta = reduction with its 95% CI (evidence; the conclusion is the steering claim)",
                  t[["d_neutral", "d_steered", "delta", "low", "high", "rank_neutral", "rank_steered"]]
                  .round(2).to_string()]
         return "\n".join(lines)

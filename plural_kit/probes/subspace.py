@@ -144,7 +144,8 @@ class OverlapComparison:
 
         how = "centred" if self.centred else "uncentred"
         extra = dict(details or {})
-        method = f"range over {len(self.diff_vs_chance)} random splits of the prompts into sets of {self.m}"
+        method = (f"not a sampling CI: the interval is the central range over {len(self.diff_vs_chance)} random "
+                  f"splits of the prompts into sets of {self.m} (split variability only)")
         return [
             Claim.from_interval(
                 "subspaces_share_more_than_chance",
