@@ -119,7 +119,7 @@ class SignalCheck:
     difference per design; ``difference``: mean difference (estimate, low, high);
     ``share_correct``: share of pairs rated in the obvious direction; ``position_0``: mean
     probability on the first-listed option; ``passed``: whether :meth:`claim` holds (the one
-    source of truth; ``share_correct`` is shown, not tested; ``min_correct`` is kept for compatibility).
+    source of truth; ``share_correct`` is shown, not tested).
     """
 
     table: pd.DataFrame
@@ -128,7 +128,6 @@ class SignalCheck:
     share_correct: float
     position_0: float
     margin: float
-    min_correct: float
 
     @property
     def passed(self) -> bool:
@@ -173,11 +172,11 @@ class SignalCheck:
 
 
 def signal_check(model, design: PromptDesign | None = None, *, orders: Sequence[str] = ("original", "reversed"),
-                 pairs: Sequence[tuple[str, str]] = CONTROL_PAIRS, margin: float = 1.0, min_correct: float = 0.8,
+                 pairs: Sequence[tuple[str, str]] = CONTROL_PAIRS, margin: float = 1.0,
                  seed: int = 0) -> SignalCheck:
     """Do obvious statements get obvious ratings? Passed when :meth:`SignalCheck.claim` holds: the
     bootstrap CI of the mean (agree − disagree) rating difference, averaged over ``orders``, lies
-    above ``margin`` points (``min_correct`` is kept for display only). ``design`` defaults to the MFQ-2 prompt;
+    above ``margin`` points. ``design`` defaults to the MFQ-2 prompt;
     ``pairs``: (agreeable, disagreeable) statements, default :data:`CONTROL_PAIRS`."""
     design = design or PromptDesign(instruction=MFQ_INSTRUCTION, instruction_name="mfq")
     items = control_items(pairs)
@@ -193,7 +192,7 @@ def signal_check(model, design: PromptDesign | None = None, *, orders: Sequence[
     diff = tuple(bootstrap_ci(table["difference"].to_numpy(), seed=seed))
     share = float((table["difference"] > 0).mean())
     pos0 = float(np.mean([r.position_probs[:, 0].mean() for r in results]))
-    return SignalCheck(table, per_design, diff, share, pos0, margin, min_correct)
+    return SignalCheck(table, per_design, diff, share, pos0, margin)
 
 
 def human_means(distributions: pd.DataFrame, by: str = "country") -> pd.DataFrame:
