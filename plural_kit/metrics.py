@@ -15,9 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import log_loss as _sk_log_loss
+
+from plural_kit import stats as _stats
 
 
 def _check_p(p_chosen) -> np.ndarray:
@@ -123,25 +124,11 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> BootstrapCI:
-    """Percentile bootstrap interval of ``statistic`` (via :func:`scipy.stats.bootstrap`).
+    """Percentile bootstrap interval of ``statistic``: :func:`plural_kit.stats.bootstrap_ci`.
 
     ``values`` is one array (n,) or a tuple of arrays resampled together by row (paired), in
     which case ``statistic(*arrays)`` is called on each resample, e.g.
     ``bootstrap_ci((p_chosen, groups), worst_group_accuracy)``.
     """
-    data = values if isinstance(values, tuple) else (values,)
-    data = tuple(np.asarray(v) for v in data)
-    n = data[0].shape[0]
-    if any(v.shape[:1] != (n,) for v in data):
-        raise ValueError("all arrays passed to bootstrap_ci must have the same length")
-    res = stats.bootstrap(
-        data,
-        lambda *arrs: statistic(*arrs),
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        paired=True,
-        vectorized=False,
-        rng=np.random.default_rng(seed),
-    )
-    return BootstrapCI(float(statistic(*data)), float(res.confidence_interval.low), float(res.confidence_interval.high))
+    est, low, high, _ = _stats.bootstrap_ci(values, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
+    return BootstrapCI(est, low, high)

@@ -146,17 +146,13 @@ def bootstrap_ci(values, statistic: Callable[[np.ndarray], float] = np.mean, *, 
                  n_resamples: int = 1000, seed: int = 0) -> BootstrapCI:
     """``(estimate, low, high)``: ``statistic`` of ``values`` (n,) with a percentile bootstrap CI.
 
-    Validates the input, then calls :func:`plural_kit.metrics.bootstrap_ci` (scipy's
-    percentile bootstrap). One value gives ``(x, nan, nan)``; constant values ``(x, x, x)``.
+    Validates the input (naming the problem as an :class:`AuditInputError`), then calls
+    :func:`plural_kit.metrics.bootstrap_ci` (scipy's percentile bootstrap). One value gives
+    ``(x, nan, nan)``; constant values ``(x, x, x)``.
     """
     arr = np.asarray(values, dtype=np.float64).ravel()
     if arr.size == 0:
         raise AuditInputError("bootstrap_ci got no values")
     if not np.all(np.isfinite(arr)):
         raise AuditInputError("bootstrap_ci got NaN or infinite values")
-    est = float(statistic(arr))
-    if arr.size < 2:
-        return BootstrapCI(est, float("nan"), float("nan"))
-    if np.all(arr == arr[0]):
-        return BootstrapCI(est, est, est)
     return _shared_bootstrap(arr, statistic, n_boot=n_resamples, confidence=confidence, seed=seed)

@@ -15,7 +15,6 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from statsmodels.stats.proportion import proportion_confint
 
 from plural_kit import stats
 from plural_kit.claims import Claim, claim_paired
@@ -102,12 +101,9 @@ def control_labels(y, seed: int = 0) -> np.ndarray:
 
 
 def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes out of ``n``."""
-    if n <= 0:
-        raise ValueError("a confidence interval needs n >= 1")
-    lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
-    p = k / n
-    return float(min(lo, p)), float(max(hi, p))  # guard against rounding at k = 0 or n
+    """Wilson score interval ``(low, high)`` for ``k`` successes out of ``n`` (:func:`plural_kit.stats.wilson_interval`)."""
+    iv = stats.wilson_interval(k, n, confidence=1 - alpha)
+    return iv.ci_low, iv.ci_high
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
