@@ -7,7 +7,7 @@ kernels started by nbval and papermill inherit it); else the loaders' default ca
 
 Missing data: a test that errors because a data set is neither in the data home nor downloadable
 (:class:`plural_kit.data.DataNotFoundError` for a registered file of the session's data home,
-raised in the test, in a fixture, or inside a lesson run by papermill or nbval) is reported as
+raised in the test, in a fixture, or inside a lesson run by papermill) is reported as
 skipped, with the data set and how to get it, and the run ends with one line that counts them.
 Under ``CI=true`` nothing is skipped for missing data: those tests fail (CI has the mirror).
 """
@@ -29,8 +29,6 @@ HOW_TO_GET_DATA = (
 )
 _MISSING = pytest.StashKey[dict]()  # data set folder -> node ids of the tests not run for it
 _ORIGIN = pytest.StashKey[str]()
-_NOTEBOOKS_MISSING = pytest.StashKey[dict]()  # nbval notebook node id -> missing relative path
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MESSAGE = re.compile(r"(\S+) is not in (.+?) and ")  # how every DataNotFoundError message starts
 
 
@@ -40,7 +38,6 @@ def _in_ci() -> bool:
 
 def pytest_configure(config):
     config.stash[_MISSING] = {}
-    config.stash[_NOTEBOOKS_MISSING] = {}
     if os.environ.get("PLURAL_KIT_DATA_HOME"):
         config.stash[_ORIGIN] = "PLURAL_KIT_DATA_HOME"
     elif MIRROR.is_dir():
@@ -58,11 +55,11 @@ def pytest_report_header(config):
 
 def _registered_missing(rel: str, home: str | os.PathLike | None) -> str | None:
     """``rel`` when it is a registered file missing from the session's data home, else None."""
-    from plural_kit.data.home import data_home, registry
+    from plural_kit.data.home import _load_registry, data_home
 
     if home is None or Path(home).expanduser().resolve() != data_home():
         return None  # a test's own data home (tmp_path ...): a missing file there is the test's business
-    return rel if rel in registry() else None
+    return rel if rel in _load_registry()["files"] else None
 
 
 def _missing_data(exc: BaseException) -> str | None:
@@ -78,15 +75,8 @@ def _missing_data(exc: BaseException) -> str | None:
         seen.add(id(exc))
         if isinstance(exc, DataNotFoundError):
             return _registered_missing(exc.relative_path or "", exc.data_home)
-        text = None
         if type(exc).__name__ == "PapermillExecutionError" and getattr(exc, "ename", "") == "DataNotFoundError":
-            text = str(getattr(exc, "evalue", ""))
-        elif type(exc).__name__ == "NbCellError":  # nbval: the kernel's traceback, with colours
-            tb = _ANSI.sub("", str(getattr(exc, "inner_traceback", None) or ""))
-            found = re.search(r"^DataNotFoundError: (.*)$", tb, flags=re.M)
-            text = found.group(1) if found else None
-        if text is not None:
-            m = _MESSAGE.match(text)
+            m = _MESSAGE.match(str(getattr(exc, "evalue", "")))  # raised in the kernel: only its text crosses
             return _registered_missing(m.group(1), m.group(2)) if m else None
         exc = exc.__cause__
     return None
@@ -104,25 +94,15 @@ def _as_skipped(report, item, reason: str) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if not report.failed or call.excinfo is None or _in_ci():
+    if not report.failed or report.when == "teardown" or call.excinfo is None or _in_ci():
         return report
     from plural_kit.data.home import data_home
 
     rel = _missing_data(call.excinfo.value)
-    is_cell = type(item).__name__ == "IPyNbCell"
-    notebook = item.parent.nodeid if is_cell else None
     if rel is not None:
-        if is_cell:
-            item.config.stash[_NOTEBOOKS_MISSING].setdefault(notebook, rel)
         _record(item.config, rel, item.nodeid)
         _as_skipped(report, item, f"needs data set {rel}: not in {data_home()} and not downloadable; "
                                   f"{HOW_TO_GET_DATA}")
-    elif is_cell and notebook in item.config.stash[_NOTEBOOKS_MISSING]:
-        # a later cell of a notebook whose data could not be loaded fails for that reason too
-        rel = item.config.stash[_NOTEBOOKS_MISSING][notebook]
-        _record(item.config, rel, item.nodeid)
-        _as_skipped(report, item, f"an earlier cell of this notebook needs data set {rel}: not in "
-                                  f"{data_home()} and not downloadable; {HOW_TO_GET_DATA}")
     return report
 
 

@@ -353,7 +353,7 @@ class ForwardEngine:
             return None
         key = self.weights_key()  # a swapped-in layer type is caught by packs() above
         if key != self._packed_key:
-            self._packed_decoder, self._packed_key = None, None
+            self._packed_decoder, self._packed_key = None, key  # a "too big" decision is kept too
             fused = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
             extra = sum(lin.weight.nbytes for b in self.blocks for part in (b.self_attn, b.mlp)
                         for name, lin in part.named_children() if name in fused)
@@ -362,7 +362,6 @@ class ForwardEngine:
                             PACKED_AUTO_MAX_BYTES / 2**20)
                 return None
             self._packed_decoder = PackedDecoder(self.model, self.blocks, compile=self.compile)
-            self._packed_key = key
         return self._packed_decoder
 
     def resolve_layer(self, layer: int) -> int:

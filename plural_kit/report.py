@@ -288,7 +288,7 @@ def run_report(
         except PapermillExecutionError as err:
             executed = nbformat.read(str(paths["executed"]), as_version=4)
             raise NotebookCellError(nb_path, _source_index(executed, err.cell_index), err.exec_count,
-                                    err.source, err.ename, err.evalue, paths["executed"]) from None
+                                    err.source, err.ename, err.evalue, paths["executed"]) from err
         if outputs is not None:
             for entry in sorted(outputs.iterdir()):
                 os.replace(entry, html_path.with_name(f"{html_path.stem}.{entry.name}"))

@@ -41,7 +41,7 @@ OUTCOMES = {
 
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory, plural_kit_data_home):
+def metrics(tmp_path_factory):
     import papermill
     out = tmp_path_factory.mktemp("nb02")
     papermill.execute_notebook(str(NOTEBOOK), str(out / "out.ipynb"), parameters={**SMALL, "output_dir": str(out)},

@@ -35,7 +35,7 @@ from plural_kit.audit.distributions import (
 )
 from plural_kit import stats
 from plural_kit.audit.metrics import AuditInputError
-from plural_kit.claims import Claim, Claims
+from plural_kit.claims import Claim, Claims, claim_mean
 
 __all__ = ["RobustnessResult", "Verdict", "design_variants", "permutation_test", "robustness_audit"]
 
@@ -244,8 +244,8 @@ class RobustnessResult:
         for g in self.scores.columns:
             dev = x[:, groups == g] - grand[g]                                  # (V, n_items of g)
             side = "above" if dev.mean() > 0 else "below"
-            outcomes = [Claim.from_interval("g", g, stats.bootstrap_ci(d, n_boot=n_boot, seed=seed),
-                                            side="greater" if side == "above" else "less").holds for d in dev]
+            outcomes = [claim_mean("g", g, d, side="greater" if side == "above" else "less",
+                                   n_boot=n_boot, seed=seed).holds for d in dev]
             if all(outcomes):
                 stable.append(f"{g} is {side} the average country")
         rng = np.random.default_rng(seed)
@@ -262,7 +262,7 @@ class RobustnessResult:
             ahead.append(bool(np.percentile(d_boot[:, second] - d_boot[:, first], 2.5) > 0))
         if len(set(nearest)) == 1 and all(ahead):
             stable.append(f"the nearest country is {nearest[0]}")
-        return Verdict(signal_holds, stable if signal_holds else [], stable)
+        return Verdict(signal_holds, stable)
 
     def summary(self) -> str:
         """A plain-text report: spread vs humans, tests, ANOVA shares, what survives."""
@@ -420,8 +420,11 @@ class Verdict:
     """
 
     signal_holds: bool
-    survives: list[str]
     stable: list[str]
+
+    @property
+    def survives(self) -> list[str]:
+        return self.stable if self.signal_holds else []
 
     def line(self) -> str:
         """One line without numbers: what survives, and why nothing does when the signal check fails."""

@@ -64,9 +64,6 @@ class DataNotFoundError(FileNotFoundError):
         self.relative_path = relative_path
         self.data_home = data_home
 
-    def __reduce__(self):  # keep the attributes through pickling (multiprocessing, pytest-xdist)
-        return type(self), (str(self), self.relative_path, self.data_home)
-
 
 class DataChecksumError(ValueError):
     """A downloaded file's sha256 differs from the registry's; nothing was kept."""

@@ -3,6 +3,8 @@ ablation and activation addition as context managers, a random-direction control
 scores (next-token log-probabilities and phrases) and a fluency check of steered text."""
 from __future__ import annotations
 
+import contextlib
+
 import re
 from contextlib import contextmanager
 from typing import Iterable, Sequence
@@ -178,28 +180,26 @@ def intervention_conditions(engine, r, r_random, layer: int, alpha: float = 1.0)
     """``{name: None | () -> context manager}`` for the five :data:`CONDITIONS`: no intervention,
     :func:`directional_ablation` of ``r`` and of ``r_random`` (every layer), and
     :func:`activation_addition` of ``alpha * r`` and ``alpha * r_random`` at ``layer``."""
-    return {
+    conditions = {
         "none": None,
         "ablate r": lambda: directional_ablation(engine, r),
         "ablate random": lambda: directional_ablation(engine, r_random),
         "add r": lambda: activation_addition(engine, r, layer, alpha),
         "add random": lambda: activation_addition(engine, r_random, layer, alpha),
     }
+    assert tuple(conditions) == CONDITIONS
+    return conditions
 
 
 def refusal_scores_under(engine, conditions: dict, prompts: dict[str, Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
     """:func:`refusal_score` of each prompt set under each condition:
     ``{condition: {kind: scores (n_kind,)}}`` (the same prompts, in order, under every condition,
     so conditions compare pair by pair)."""
+    ids = refusal_token_ids(engine.tokenizer)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, ctx in conditions.items():
-        out[name] = {}
-        for kind, texts in prompts.items():
-            if ctx is None:
-                out[name][kind] = refusal_score(engine, texts)
-            else:
-                with ctx():
-                    out[name][kind] = refusal_score(engine, texts)
+        with ctx() if ctx is not None else contextlib.nullcontext():  # hooks registered once per condition
+            out[name] = {kind: refusal_score(engine, texts, token_ids=ids) for kind, texts in prompts.items()}
     return out
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from plural_kit.device import cpu_threads
 
 
 def _check_matrix(name: str, X) -> np.ndarray:
@@ -96,10 +96,9 @@ def subspace_overlap(X, Y, energy: float = 0.9, k: int | None = None) -> Subspac
     Y = _check_matrix("Y", Y)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(f"X and Y must have the same width d; got {X.shape[1]} and {Y.shape[1]}")
-    with threadpool_limits(limits=1):  # small SVDs: on a shared CPU, BLAS threads only contend
-        bx = subspace_basis(X, energy, k)
-        by = subspace_basis(Y, energy, k)
-        cosines = np.clip(np.linalg.svd(bx @ by.T, compute_uv=False), 0.0, 1.0)
+    bx = subspace_basis(X, energy, k)
+    by = subspace_basis(Y, energy, k)
+    cosines = np.clip(np.linalg.svd(bx @ by.T, compute_uv=False), 0.0, 1.0)
     d = X.shape[1]
     return SubspaceOverlap(
         overlap=float(np.mean(cosines**2)),
@@ -187,7 +186,7 @@ def compare_overlap(A, B, *, energy: float = 0.9, centred: bool = True, n_splits
         raise ValueError(f"n_splits must be at least 2; got {n_splits}")
     rng = np.random.default_rng(seed)
     vals = []
-    with threadpool_limits(limits=1):  # small SVDs: threads only contend
+    with cpu_threads(1):  # hundreds of small SVDs: BLAS threads only contend
         for _ in range(int(n_splits)):
             pb = rng.permutation(len(B))
             a1, b1, b2 = A[rng.permutation(len(A))[:m]], B[pb[:m]], B[pb[m:2 * m]]

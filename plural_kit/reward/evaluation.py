@@ -40,7 +40,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from plural_kit import metrics, stats
-from plural_kit.claims import Claim, Side, claim_proportion
+from plural_kit.claims import Claim, Side, claim_paired, claim_proportion
 from plural_kit.reward.base import PreferenceModel, UnknownUserWarning
 
 __all__ = ["METRICS", "FewShotCurve", "ari_claim", "every_proportion_claim", "few_shot_curve", "gap_change_claim",
@@ -106,8 +106,6 @@ def user_bootstrap(statistic: Callable[[np.ndarray], float], users, *, confidenc
     ids, codes = _users(users)
     order = np.argsort(codes, kind="stable")
     rows = np.split(order, np.cumsum(np.bincount(codes, minlength=ids.size))[:-1])
-    if len(rows) == 1:  # one user: no interval over users
-        return stats.Interval(float(statistic(rows[0])), float("nan"), float("nan"), confidence)
     return stats.bootstrap_ci(np.arange(len(rows)), lambda idx: statistic(np.concatenate([rows[i] for i in idx])),
                               confidence=confidence, n_boot=n_boot, seed=seed)
 
@@ -148,11 +146,7 @@ def metric_claim(name: str, statement: str, p_chosen, users, *, baseline=None, m
         value = _from_sums(metric, s[:m])
         return value if b is None else value - _from_sums(metric, s[m:])
 
-    user_idx = np.arange(ids.size)
-    if ids.size == 1:
-        iv = stats.Interval(statistic(user_idx), float("nan"), float("nan"), confidence)
-    else:
-        iv = stats.bootstrap_ci(user_idx, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
+    iv = stats.bootstrap_ci(np.arange(ids.size), statistic, confidence=confidence, n_boot=n_boot, seed=seed)
     return Claim.from_interval(name, statement, iv, quantity=metric if b is None else f"{metric} difference",
                                threshold=threshold, side=side, method=f"bootstrap over {ids.size} users",
                                details=details)
@@ -179,10 +173,8 @@ def gap_change_claim(name: str, statement: str, gap: pd.Series, reference_gap: p
     a, b = gap.align(reference_gap, join="inner")
     if a.size == 0:
         raise ValueError("the two gaps share no user")
-    confidence, details = kwargs.pop("confidence", 0.95), kwargs.pop("details", None)
-    iv = stats.paired_difference(a.to_numpy(), b.to_numpy(), confidence=confidence, **kwargs)
-    return Claim.from_interval(name, statement, iv, quantity="mean change of the gap", threshold=threshold,
-                               side=side, method=f"paired bootstrap over {a.size} users", details=details)
+    return claim_paired(name, statement, a.to_numpy(), b.to_numpy(), quantity="mean change of the gap",
+                        threshold=threshold, side=side, method=f"paired bootstrap over {a.size} users", **kwargs)
 
 
 def ari_claim(name: str, statement: str, true_groups: pd.Series, found_groups: pd.Series, *,
@@ -273,7 +265,7 @@ def few_shot_curve(model: PreferenceModel, shots: Sequence[int], pool: tuple, ev
     pool_c, pool_r, pool_u = (np.asarray(a) for a in pool)
     rank = pd.Series(pool_u).groupby(pool_u, sort=False).cumcount().to_numpy()
     eval_c, eval_r, eval_u = evaluation
-    p_chosen, adapted = {}, model
+    p_chosen, adapted, top = {}, model, max(shots)
     for k in shots:
         personal = copy.deepcopy(model)
         if k > 0:
@@ -282,7 +274,7 @@ def few_shot_curve(model: PreferenceModel, shots: Sequence[int], pool: tuple, ev
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnknownUserWarning)
             p_chosen[k] = personal.predict_proba(eval_c, eval_r, eval_u)
-        if k == max(shots):
+        if k == top:
             adapted = personal
     return FewShotCurve(shots, p_chosen, np.asarray(eval_u, dtype=object),
                         None if groups is None else np.asarray(groups), adapted)
