@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from plural_kit import stats
+from plural_kit.results import Result, Summary
 
 __all__ = ["HOLDS", "NOT_DISTINGUISHABLE", "DOES_NOT_HOLD", "OUTCOMES", "Claim", "Claims",
            "claim_mean", "claim_paired", "claim_difference", "claim_proportion"]
@@ -129,7 +130,7 @@ def _fmt(v) -> str:
     return str(v)
 
 
-class Claims:
+class Claims(Result):
     """An ordered collection of claims with unique names: ``claims["name"]``, ``len``, iteration."""
 
     def __init__(self, claims: Iterable[Claim] = ()):
@@ -172,8 +173,14 @@ class Claims:
         """``{name: claim.to_dict()}`` for ``metrics.json``."""
         return {c.name: c.to_dict() for c in self}
 
-    def summary(self) -> str:
-        return "\n".join(c.line() for c in self)
+    def summary(self) -> Summary:
+        """One line per claim (text); a table of claim, outcome, statement, evidence (HTML)."""
+        rows = "".join(
+            f"<tr><td><code>{html.escape(c.name)}</code></td><td><b>{html.escape(c.outcome)}</b></td>"
+            f"<td>{html.escape(c.statement)}</td><td>{html.escape(c.evidence())}</td></tr>" for c in self)
+        table = ("<table><thead><tr><th>claim</th><th>outcome</th><th>statement</th><th>evidence</th></tr>"
+                 f"</thead><tbody>{rows}</tbody></table>")
+        return Summary("\n".join(c.line() for c in self), table)
 
     def __str__(self) -> str:
         return self.summary()
@@ -181,13 +188,6 @@ class Claims:
     def __repr__(self) -> str:
         counts = pd.Series([c.outcome for c in self], dtype=object).value_counts()
         return f"<Claims: {len(self)} ({', '.join(f'{n} {o}' for o, n in counts.items()) or 'none'})>"
-
-    def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td><code>{html.escape(c.name)}</code></td><td><b>{html.escape(c.outcome)}</b></td>"
-            f"<td>{html.escape(c.statement)}</td><td>{html.escape(c.evidence())}</td></tr>" for c in self)
-        return ("<table><thead><tr><th>claim</th><th>outcome</th><th>statement</th><th>evidence</th></tr>"
-                f"</thead><tbody>{rows}</tbody></table>")
 
 
 # -- constructors for the common kinds of evidence ------------------------------------------------

@@ -20,7 +20,7 @@ import torch
 
 from plural_kit.engine import ForwardEngine, Pooling, check_texts
 from plural_kit.models import cache_home
-from plural_kit.report import atomic_write, atomic_write_text
+from plural_kit.io import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -12,65 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from functools import lru_cache
 from html import escape as html_escape
 from pathlib import Path
-from typing import BinaryIO
 
-import numpy as np
+
+from plural_kit.io import atomic_write_text, jsonable
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "to_dict"):  # pandas objects
-        return _jsonable(value.to_dict())
-    return value
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
-    """Write a file through ``write(binary file handle)`` into a temporary file, then rename it
-    into place atomically (a reader never sees half a file; an interrupted write leaves none)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it ordinary permissions
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
-    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
 def save_metrics(output_dir: str | os.PathLike, metrics: dict, name: str = "metrics.json") -> Path:
     """Write ``metrics`` (nested dicts of numbers, arrays, DataFrames) as JSON in ``output_dir``."""
-    return atomic_write_text(Path(output_dir) / name, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
+    return atomic_write_text(Path(output_dir) / name, json.dumps(jsonable(metrics), indent=2, sort_keys=True))
 
 
 def find_notebook(name: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pooch
 
-from plural_kit.report import atomic_write_text
+from plural_kit.io import atomic_write_text
 
 _RAW = "https://raw.githubusercontent.com"
 _PACKAGED = Path(__file__).with_name("packaged")
