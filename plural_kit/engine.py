@@ -18,6 +18,7 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ from plural_kit.packed import PackedDecoder, packed_support
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ForwardEngine", "decoder_blocks", "check_texts"]
+__all__ = ["Engine", "ForwardEngine", "decoder_blocks", "check_texts"]
 
 Pooling = str | int
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
@@ -89,6 +90,35 @@ def _replace_first(output, hidden: torch.Tensor):
     else:  # list
         output[0] = hidden
     return output
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """The engine contract that audits, probes and embeddings accept (as ``engine``).
+
+    :class:`ForwardEngine` runs it in-process; a cluster or serving backend is another
+    implementation of the same methods, not a second engine.
+    """
+
+    n_layers: int
+    hidden_size: int
+    tokenizer: object
+
+    def apply_chat_template(self, prompts, system: str | None = None,
+                            add_generation_prompt: bool = True) -> list[str]: ...
+
+    def hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int = -2,
+                      pooling: Pooling = "last") -> dict[int, np.ndarray]: ...
+
+    def next_token_logprobs(self, texts: Sequence[str],
+                            token_ids: Sequence[int | str] | None = None) -> np.ndarray: ...
+
+    def continuation_logprobs(self, prompts: Sequence[str], continuations: Sequence[str]) -> np.ndarray: ...
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, do_sample: bool = False,
+                 **kwargs) -> list[str]: ...
+
+    def hooks(self, fns: Mapping[int, HookFn]) -> contextlib.AbstractContextManager: ...
 
 
 class ForwardEngine:
