@@ -273,7 +273,16 @@ def main(argv: list[str] | None = None) -> int:
                      "notebook and the metrics go beside it as <name>.executed.ipynb and <name>.metrics.json")
     rep.add_argument("--no-input", action="store_true", help="hide code cells in the report")
     rep.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
+    asg = sub.add_parser("assign", help="build an assignment: the student notebook and the otter autograder zip")
+    asg.add_argument("assignment", help="path or prefix of a master in assignments/ (e.g. 01)")
+    asg.add_argument("-o", "--output", required=True, help="directory to write (replaced): student/ and autograder/")
+    asg.add_argument("--no-run-tests", action="store_true", help="do not check the solutions against the tests first")
+    grd = sub.add_parser("grade", help="grade a submission offline with an autograder zip (otter run, no Docker)")
+    grd.add_argument("autograder", help="the autograder zip written by 'plural-kit assign'")
+    grd.add_argument("submission", help="the student's notebook")
     args = parser.parse_args(argv)
+    if args.command in ("assign", "grade"):
+        return _assignment_command(args)
     try:
         nb_path = find_notebook(args.notebook)
         if args.list_parameters:
@@ -289,6 +298,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plural-kit: error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {html}")
+    return 0
+
+
+def _assignment_command(args) -> int:
+    from plural_kit.assign import AssignmentError, build_assignment, grade
+
+    try:
+        if args.command == "assign":
+            built = build_assignment(args.assignment, args.output, run_tests=not args.no_run_tests)
+            print(f"wrote {built.student} and {built.autograder}")
+        else:
+            grades = grade(args.autograder, args.submission)
+            for q, row in grades.to_frame().iterrows():
+                print(f"{q}: {row['score']:g} / {row['max_score']:g}")
+            print(f"total: {grades.total:g} / {grades.max_total:g} (written answers are graded by hand)")
+    except AssignmentError as err:
+        print(f"plural-kit: error: {err}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as err:
+        print(f"plural-kit: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,213 @@
+"""Course assignments: otter-grader masters under ``assignments/``, built and graded offline.
+
+Command line::
+
+    plural-kit assign LESSON --output DIR     # DIR/student/NAME.ipynb, DIR/autograder/NAME-autograder_*.zip
+    plural-kit grade ZIP SUBMISSION.ipynb     # offline, no Docker: one line per question
+
+A master is an otter-grader notebook (``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION`` ...).
+Public tests check shapes and types and give a hint; hidden tests call the student's
+functions on data they generate from their own fixed seeds and compare with the package.
+Building runs the master's own tests on its solutions (a master that fails them does not
+build). The autograder zip carries a wheel of this plural_kit, so ``otter grade`` (Docker) and
+Gradescope install the same version the master was written against.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import yaml
+
+from plural_kit.results import Result, Summary, frame_summary
+
+ASSIGNMENT_DIR = Path(__file__).resolve().parent.parent / "assignments"
+_CONFIG_MARK = "# ASSIGNMENT CONFIG"
+
+
+class AssignmentError(RuntimeError):
+    """Building or grading an assignment failed; the message says which step and why."""
+
+
+def find_assignment(name: str | os.PathLike) -> Path:
+    """The master notebook given as a path or a prefix of a master in ``assignments/`` (``"01"``)."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.exists():
+        return path
+    masters = sorted(ASSIGNMENT_DIR.glob("*.ipynb")) if ASSIGNMENT_DIR.is_dir() else []
+    hits = [p for p in masters if p.stem == str(name) or p.stem.startswith(str(name))]
+    if len(hits) != 1:
+        known = [p.stem for p in masters]
+        what = "no" if not hits else "more than one"
+        raise FileNotFoundError(f"{what} assignment matches {str(name)!r}; assignments: {known}")
+    return hits[0]
+
+
+def assignment_config(master: str | os.PathLike) -> dict:
+    """The master's ``# ASSIGNMENT CONFIG`` (the YAML of its first raw cell that starts with it)."""
+    nb = nbformat.read(str(master), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().startswith(_CONFIG_MARK):
+            return yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
+    raise ValueError(f"{master} has no raw '{_CONFIG_MARK}' cell; it is not an otter-grader master")
+
+
+def _source_root() -> Path | None:
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _run(cmd: list[str], step: str, cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssignmentError(f"{step} failed (exit {proc.returncode}): {_last_error(proc.stderr or proc.stdout)}")
+    return proc.stdout
+
+
+def _last_error(output: str, limit: int = 600) -> str:
+    """The last exception of a traceback and what follows it (otter lists failed tests there), on one line."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    start = max((i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]+(Error|Exception): ", line)), default=None)
+    text = " | ".join(lines[start:] if start is not None else lines[-1:]) or "no output"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, repr=False)
+class BuiltAssignment(Result):
+    """The files of a built assignment: ``student`` (hand out), ``autograder`` (the zip to grade
+    with), ``solution`` (the master with its solutions, executed by otter)."""
+
+    name: str
+    student: Path
+    autograder: Path
+    solution: Path
+    questions: pd.DataFrame  # question, points, manual
+
+    title = "assignment"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.questions.copy()
+
+    def summary(self) -> Summary:
+        return frame_summary(f"assignment {self.name}: {self.questions['points'].sum():g} points",
+                             self.to_frame(), [f"student: {self.student}", f"autograder: {self.autograder}"])
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "student": str(self.student), "autograder": str(self.autograder),
+                "solution": str(self.solution), "questions": self.questions.to_dict(orient="records")}
+
+    def _repr_fields(self) -> dict:
+        return {"name": self.name, "questions": len(self.questions), "points": float(self.questions["points"].sum())}
+
+
+def _questions(master: Path) -> pd.DataFrame:
+    rows = []
+    for cell in nbformat.read(str(master), as_version=4).cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().startswith("# BEGIN QUESTION"):
+            meta = yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
+            rows.append({"question": meta["name"], "points": float(meta.get("points", 1)),
+                         "manual": bool(meta.get("manual", False))})
+    return pd.DataFrame(rows, columns=["question", "points", "manual"]).set_index("question")
+
+
+def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bundle_package: bool = True,
+                     run_tests: bool = True) -> BuiltAssignment:
+    """Build the student notebook and the autograder zip of a master with ``otter assign``.
+
+    ``bundle_package``: put a wheel of this plural_kit into the autograder (needs the source
+    tree, as in an editable install). ``run_tests``: let otter check the solutions pass first.
+    ``output`` is replaced. Raises :class:`AssignmentError` naming the failed step.
+    """
+    master = find_assignment(name)
+    output = Path(output)
+    with tempfile.TemporaryDirectory(prefix="plural_kit_assign_") as tmp:
+        tmp = Path(tmp)
+        nb = nbformat.read(str(master), as_version=4)
+        config_cell = next(c for c in nb.cells if c.cell_type == "raw" and c.source.lstrip().startswith(_CONFIG_MARK))
+        config = assignment_config(master)
+        root = _source_root()
+        if bundle_package and root is not None:
+            _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                  str(tmp), str(root)], "building the plural_kit wheel", tmp)
+            wheel = next(tmp.glob("plural_kit-*.whl")).name
+            (tmp / "requirements.txt").write_text(f"files/{wheel}\n")
+            config["requirements"] = "requirements.txt"
+            config["autograder_files"] = [*config.get("autograder_files", []), wheel]
+        config_cell.source = f"{_CONFIG_MARK}\n" + yaml.safe_dump(config, sort_keys=False)
+        copy = tmp / master.name
+        nbformat.write(nb, str(copy))
+        cmd = [sys.executable, "-m", "otter", "assign", "--no-pdfs", copy.name, "dist"]
+        if not run_tests:
+            cmd.insert(-2, "--no-run-tests")
+        _run(cmd, f"otter assign {master.name}", tmp)
+        if output.exists():
+            shutil.rmtree(output)
+        shutil.copytree(tmp / "dist", output)
+    student = output / "student" / master.name
+    zips = sorted((output / "autograder").glob("*-autograder_*.zip"))
+    if not student.is_file() or len(zips) != 1:
+        raise AssignmentError(f"otter assign did not write student/{master.name} and one autograder zip in {output}")
+    return BuiltAssignment(master.stem, student, zips[0], output / "autograder" / master.name, _questions(master))
+
+
+@dataclass(frozen=True, repr=False)
+class Grades(Result):
+    """Scores of one graded submission: one row per question (``score``, ``max_score``, ``output``:
+    otter's feedback, the failure messages of the tests that failed)."""
+
+    submission: str
+    table: pd.DataFrame
+
+    title = "grades"
+
+    @property
+    def total(self) -> float:
+        return float(self.table["score"].sum())
+
+    @property
+    def max_total(self) -> float:
+        return float(self.table["max_score"].sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def summary(self) -> Summary:
+        return frame_summary(f"{self.submission}: {self.total:g} / {self.max_total:g}",
+                             self.table[["score", "max_score"]])
+
+    def to_dict(self) -> dict:
+        return {"submission": self.submission, "total": self.total, "max_total": self.max_total,
+                "scores": self.table["score"].to_dict(), "max_scores": self.table["max_score"].to_dict()}
+
+    def _repr_fields(self) -> dict:
+        return {"submission": self.submission, "score": f"{self.total:g}/{self.max_total:g}"}
+
+
+def grade(autograder: str | os.PathLike, submission: str | os.PathLike,
+          output_dir: str | os.PathLike | None = None) -> Grades:
+    """Grade ``submission`` (a notebook) with the autograder zip, offline (``otter run``, no Docker).
+
+    Only autograded questions are scored; written answers are graded by hand.
+    """
+    autograder, submission = Path(autograder).resolve(), Path(submission).resolve()
+    for path in (autograder, submission):
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+    with tempfile.TemporaryDirectory(prefix="plural_kit_grade_") as tmp:
+        out = Path(output_dir) if output_dir is not None else Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "otter", "run", "-a", str(autograder), "-o", str(out), str(submission)],
+             f"otter run on {submission.name}", out)
+        results = json.loads((out / "results.json").read_text())
+    rows = [{"question": t["name"], "score": float(t["score"]), "max_score": float(t["max_score"]),
+             "output": t.get("output", "")} for t in results["tests"] if "score" in t]
+    return Grades(submission.name, pd.DataFrame(rows).set_index("question"))

@@ -1,0 +1,160 @@
+"""Course assignments (plural_kit.assign): every master builds with otter-grader, its solutions score
+full marks, the untouched student notebook scores zero, and a typical mistake loses marks on exactly
+the question it gets wrong. Grading is offline (``otter run``), no Docker."""
+from __future__ import annotations
+
+import ast
+import re
+
+import nbformat
+import pytest
+import yaml
+
+from plural_kit import assign
+from plural_kit.results import check_result
+
+MASTERS = sorted(p.stem for p in assign.ASSIGNMENT_DIR.glob("*.ipynb"))
+
+#: One typical mistake per assignment: (question, solution source to change, change).
+MISTAKES = {
+    "01_mixture_modeling": ("q2", "return np.exp(", "return -np.exp("),  # gradient with the wrong sign
+}
+
+
+def _cells(master):
+    return nbformat.read(str(assign.ASSIGNMENT_DIR / f"{master}.ipynb"), as_version=4).cells
+
+
+def _questions(master):
+    """{name: (metadata, [test cell sources])} of a master."""
+    out, current, in_tests = {}, None, False
+    for cell in _cells(master):
+        src = cell.source.lstrip()
+        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
+            meta = yaml.safe_load(src.split("\n", 1)[1])
+            current = meta["name"]
+            out[current] = (meta, [])
+        elif cell.cell_type == "raw" and src.startswith("# BEGIN TESTS"):
+            in_tests = True
+        elif cell.cell_type == "raw" and src.startswith("# END TESTS"):
+            in_tests = False
+        elif in_tests and cell.cell_type == "code":
+            out[current][1].append(cell.source)
+    return out
+
+
+def _config(test_source):
+    m = re.match(r'""" # BEGIN TEST CONFIG\n(.*?)""" # END TEST CONFIG', test_source, flags=re.S)
+    return yaml.safe_load(m.group(1)) if m else {}
+
+
+def test_there_is_a_master_per_lesson_prefix():
+    assert MASTERS, "no assignment masters under assignments/"
+    assert set(MISTAKES) == set(MASTERS), "every master needs a typical-mistake submission in this test"
+
+
+@pytest.mark.parametrize("master", MASTERS)
+def test_master_shape(master):
+    questions = _questions(master)
+    assert 4 <= len(questions) <= 6, f"{master}: {len(questions)} questions, want 4-6"
+    manual = [q for q, (meta, _) in questions.items() if meta.get("manual")]
+    assert manual, f"{master}: no written question graded by hand"
+    for q, (meta, tests) in questions.items():
+        assert meta.get("points", 0) > 0, f"{master} {q}: no points"
+        if meta.get("manual"):
+            continue
+        hidden = [t for t in tests if _config(t).get("hidden")]
+        public = [t for t in tests if not _config(t).get("hidden")]
+        assert public and hidden, f"{master} {q}: needs public tests (with a hint) and hidden tests"
+        for t in tests:
+            assert _config(t).get("failure_message"), f"{master} {q}: a test without a failure message"
+        for t in hidden:  # hidden tests make their own data: never the student's seed or data
+            body = t.split('""" # END TEST CONFIG', 1)[-1]
+            fn = ast.parse(body).body[0]
+            args = {a.arg for a in fn.args.args}
+            assert not args & {"seed", "data", "train", "validation"}, f"{master} {q}: hidden test reads {args}"
+
+
+def test_find_assignment_and_config_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no assignment matches 'zz'"):
+        assign.find_assignment("zz")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(ValueError, match="not an otter-grader master"):
+        assign.assignment_config(path)
+    assert assign.assignment_config(assign.find_assignment(MASTERS[0]))["name"] == MASTERS[0]
+
+
+def test_cli_user_errors_are_one_line(capsys):
+    from plural_kit.report import main
+
+    assert main(["assign", "zz", "--output", "/tmp/never"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("plural-kit: error: no assignment matches") and "\n" not in err
+    assert main(["grade", "/no/such.zip", "/no/such.ipynb"]) == 2
+
+
+def test_last_error_is_one_line():
+    out = "Traceback (most recent call last):\n  File x\nRuntimeError: Some tests failed:\n    q5 - 2 failed\n"
+    assert assign._last_error(out) == "RuntimeError: Some tests failed: | q5 - 2 failed"
+
+
+def _fill(student_nb, solution_nb, mistake=None):
+    """The student notebook with the solution's code answers pasted in (and one changed, for a mistake)."""
+    answers = [c for c in student_nb.cells if c.cell_type == "code" and "otter_answer_cell" in c.metadata.get("tags", [])]
+    solutions = [c for c in solution_nb.cells
+                 if c.cell_type == "code" and "otter_assign_solution_cell" in c.metadata.get("tags", [])]
+    assert len(answers) == len(solutions)
+    for a, s in zip(answers, solutions):
+        a.source = s.source
+    if mistake:
+        _, old, new = mistake
+        hits = [a for a in answers if old in a.source]
+        assert len(hits) == 1, f"the mistake's source {old!r} is in {len(hits)} answers"
+        hits[0].source = hits[0].source.replace(old, new)
+    return student_nb
+
+
+@pytest.fixture(scope="module", params=MASTERS)
+def built(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    return assign.build_assignment(request.param, out / "dist", run_tests=False), out
+
+
+def test_assignment_grades(built):
+    """Solutions: full marks (and grader.check passes offline in the student notebook); untouched: zero;
+    the typical mistake: below full marks on its question only."""
+    from nbclient import NotebookClient
+
+    b, out = built
+    check_result(b)
+    assert (b.autograder.parent / "requirements.txt").read_text().startswith("files/plural_kit-")
+    student = nbformat.read(str(b.student), as_version=4)
+    solution = nbformat.read(str(b.solution), as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in student.cells), "papermill tag lost"
+    assert not any("BEGIN SOLUTION" in c.source for c in student.cells)
+
+    filled = _fill(nbformat.read(str(b.student), as_version=4), solution)
+    NotebookClient(filled, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(b.student.parent)}}).execute()
+    checks = [o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+              for c in filled.cells if c.cell_type == "code" and "grader.check(" in c.source for o in c.outputs]
+    n_auto = int((~b.questions["manual"]).sum())
+    assert len(checks) == n_auto and all("passed" in text for text in checks), checks
+    full = out / "solution.ipynb"
+    nbformat.write(filled, str(full))
+    g = assign.grade(b.autograder, full)
+    check_result(g)
+    assert g.total == g.max_total == b.questions.loc[~b.questions["manual"], "points"].sum(), g.to_frame()
+
+    zero = assign.grade(b.autograder, b.student)
+    assert zero.total == 0, zero.to_frame()
+
+    mistake = MISTAKES[b.name]
+    wrong = out / "mistake.ipynb"
+    nbformat.write(_fill(nbformat.read(str(b.student), as_version=4), solution, mistake), str(wrong))
+    scores = assign.grade(b.autograder, wrong).to_frame()
+    lost = scores.index[scores["score"] < scores["max_score"]].tolist()
+    assert lost == [mistake[0]], scores
