@@ -74,10 +74,13 @@ def _run(cmd: list[str], step: str, cwd: Path) -> str:
 
 
 def _last_error(output: str, limit: int = 600) -> str:
-    """The last exception of a traceback and what follows it (otter lists failed tests there), on one line."""
-    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
-    start = max((i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]+(Error|Exception): ", line)), default=None)
-    text = " | ".join(lines[start:] if start is not None else lines[-1:]) or "no output"
+    """The last top-level exception of ``output`` and what follows it, passing tests left out, on one line
+    (otter lists the failed tests of an assignment under its exception)."""
+    raw = output.rstrip().splitlines()
+    start = max((i for i, line in enumerate(raw) if re.match(r"^[A-Za-z_.]+(Error|Exception): ", line)), default=None)
+    keep = [line.strip() for line in (raw[start:] if start is not None else raw[-1:])
+            if line.strip() and "Test case passed" not in line and "All test cases passed" not in line]
+    text = " | ".join(keep) or "no output"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

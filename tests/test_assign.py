@@ -18,6 +18,9 @@ MASTERS = sorted(p.stem for p in assign.ASSIGNMENT_DIR.glob("*.ipynb"))
 #: One typical mistake per assignment: (question, solution source to change, change).
 MISTAKES = {
     "01_mixture_modeling": ("q2", "return np.exp(", "return -np.exp("),  # gradient with the wrong sign
+    "04_pluralistic_rewards_on_real_text": (  # chosen and rejected swapped
+        "q1", 'get_indexer(part["chosen"])], X[statements.get_indexer(part["rejected"])]',
+        'get_indexer(part["rejected"])], X[statements.get_indexer(part["chosen"])]'),
 }
 
 
@@ -97,8 +100,9 @@ def test_cli_user_errors_are_one_line(capsys):
 
 
 def test_last_error_is_one_line():
-    out = "Traceback (most recent call last):\n  File x\nRuntimeError: Some tests failed:\n    q5 - 2 failed\n"
-    assert assign._last_error(out) == "RuntimeError: Some tests failed: | q5 - 2 failed"
+    out = ("Traceback (most recent call last):\n  File x\nRuntimeError: Some tests failed:\n    q1 results: All test cases passed!\n"
+           "    q5 - 1 result:\n        ✅ Test case passed\n    q5 - 2 failed\n        TypeError: x\n")
+    assert assign._last_error(out) == "RuntimeError: Some tests failed: | q5 - 1 result: | q5 - 2 failed | TypeError: x"
 
 
 def _fill(student_nb, solution_nb, mistake=None):
