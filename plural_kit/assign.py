@@ -32,6 +32,7 @@ from plural_kit.results import Result, Summary, frame_summary
 
 ASSIGNMENT_DIR = Path(__file__).resolve().parent.parent / "assignments"
 _CONFIG_MARK = "# ASSIGNMENT CONFIG"
+_TORCH_CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
 class AssignmentError(RuntimeError):
@@ -142,7 +143,8 @@ def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bund
             _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                   str(tmp), str(root)], "building the plural_kit wheel", tmp)
             wheel = next(tmp.glob("plural_kit-*.whl")).name
-            (tmp / "requirements.txt").write_text(f"files/{wheel}\n")
+            # CPU torch in the grading image (the +cpu wheels win over PyPI's CUDA build); then this package
+            (tmp / "requirements.txt").write_text(f"{_TORCH_CPU_INDEX}\nfiles/{wheel}\n")
             config["requirements"] = "requirements.txt"
             config["autograder_files"] = [*config.get("autograder_files", []), wheel]
         config_cell.source = f"{_CONFIG_MARK}\n" + yaml.safe_dump(config, sort_keys=False)
