@@ -7,18 +7,16 @@ when ``p_chosen > 0.5`` (a tie counts as wrong, as in ``PreferenceModel.score``)
 Log-loss and calibration use the symmetrised view: every pair gives the two events
 "chosen beats rejected" (label 1, probability ``p``) and "rejected beats chosen"
 (label 0, probability ``1 - p``), which makes the labels binary without changing the log-loss.
+
+Intervals of these metrics come from :mod:`plural_kit.stats` (``stats.bootstrap_ci(p > 0.5)``,
+``stats.bootstrap_ci((p_chosen, groups), worst_group_accuracy)``), the one home of bootstraps.
 """
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import log_loss as _sk_log_loss
-
-from plural_kit import stats as _stats
 
 
 def _check_p(p_chosen) -> np.ndarray:
@@ -107,28 +105,3 @@ def oracle_accuracy(p_true) -> float:
     """Expected accuracy of the Bayes-optimal ranker given the true win probabilities: ``mean(max(p, 1-p))``."""
     p = _check_p(p_true)
     return float(np.mean(np.maximum(p, 1.0 - p)))
-
-
-class BootstrapCI(NamedTuple):
-    """A statistic and its bootstrap confidence interval."""
-
-    estimate: float
-    low: float
-    high: float
-
-
-def bootstrap_ci(
-    values,
-    statistic: Callable[..., float] = np.mean,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapCI:
-    """Percentile bootstrap interval of ``statistic``: :func:`plural_kit.stats.bootstrap_ci`.
-
-    ``values`` is one array (n,) or a tuple of arrays resampled together by row (paired), in
-    which case ``statistic(*arrays)`` is called on each resample, e.g.
-    ``bootstrap_ci((p_chosen, groups), worst_group_accuracy)``.
-    """
-    est, low, high, _ = _stats.bootstrap_ci(values, statistic, confidence=confidence, n_boot=n_boot, seed=seed)
-    return BootstrapCI(est, low, high)

@@ -1,8 +1,10 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from plural_kit.data.schema import PreferenceSchemaError
+from plural_kit.results import Summary, check_result
 from plural_kit.reward import BradleyTerry, bradley_terry_inference
 
 STRENGTHS = {"a": 0.0, "b": 0.8, "c": -0.5, "d": 1.5, "e": 0.3}
@@ -27,12 +29,26 @@ def test_recovers_strengths_with_honest_intervals():
     z = (res.strengths - truth).drop("a") / res.std_errors.drop("a")
     assert (z.abs() < 3.5).all()
     ci = res.conf_int()
-    assert ((ci["low"] <= truth) & (truth <= ci["high"])).sum() >= 4
+    assert ((ci["ci_low"] <= truth) & (truth <= ci["ci_high"])).sum() >= 4
     frame = res.to_frame()
-    assert list(frame.columns) == ["strength", "std_error", "low", "high", "p_value"]
+    assert list(frame.columns) == ["strength", "std_error", "ci_low", "ci_high", "p_value"]
     assert frame.index[0] == "d"  # the strongest first
     assert res.win_probability("d", "c") == pytest.approx(1 / (1 + np.exp(res.strengths["c"] - res.strengths["d"])))
-    assert "Bradley-Terry" in str(res.summary()) and "d" in str(res.summary())
+    summary = res.summary()
+    assert isinstance(summary, Summary) and "Bradley-Terry" in summary and "d" in summary
+    assert summary.as_html().startswith("<table") and "first item wins" in summary.as_html()
+
+
+def test_follows_the_result_protocol():
+    res = bradley_terry_inference(simulate(n=600, seed=2), confidence=0.9)
+    check_result(res)
+    assert repr(res) == "<BTInferenceResult: items=5, n_pairs=600, reference=a, confidence=0.9>"
+    d = res.to_dict()
+    assert d["reference"] == "a" and d["confidence"] == 0.9 and len(d["table"]) == 5
+    assert {"ci_low", "ci_high"} <= set(d["table"][0])
+    ax = res.plot()
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(res.to_frame().index)
+    plt.close(ax.figure)
 
 
 def test_same_strengths_as_the_feature_model_and_sequence_input():

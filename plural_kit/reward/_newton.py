@@ -22,7 +22,7 @@ import torch
 
 from plural_kit.device import get_device, get_dtype
 
-_HESSIAN_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
+HESSIAN_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
 def resolve(device: str, hessian_dtype: str) -> tuple[torch.device, torch.dtype]:
@@ -31,9 +31,9 @@ def resolve(device: str, hessian_dtype: str) -> tuple[torch.device, torch.dtype]
     if hessian_dtype == "auto":
         dt = get_dtype("auto", dev)
         return dev, dt if dt == torch.bfloat16 else torch.float32
-    if hessian_dtype not in _HESSIAN_DTYPES:
-        raise ValueError(f"hessian_dtype must be 'auto' or one of {sorted(_HESSIAN_DTYPES)}; got {hessian_dtype!r}")
-    return dev, _HESSIAN_DTYPES[hessian_dtype]
+    if hessian_dtype not in HESSIAN_DTYPES:
+        raise ValueError(f"hessian_dtype must be 'auto' or one of {sorted(HESSIAN_DTYPES)}; got {hessian_dtype!r}")
+    return dev, HESSIAN_DTYPES[hessian_dtype]
 
 
 def hessian_rows_index(n: int, hessian_rows: int | None, seed: int) -> torch.Tensor | None:

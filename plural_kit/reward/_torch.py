@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 
 import numpy as np
 import torch
 from scipy.optimize import minimize
+from sklearn.utils._param_validation import Interval
 
 from plural_kit.device import cpu_threads, get_device
+
+#: parameter constraints shared by the torch-trained fitters (scikit-learn ``_parameter_constraints``)
+TORCH_CONSTRAINTS = {"device": [str], "random_state": [Interval(Integral, 0, None, closed="left")]}
+#: ... and by the L-BFGS-trained ones (PAL, MiCRo)
+LBFGS_CONSTRAINTS = {
+    "n_restarts": [Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    **TORCH_CONSTRAINTS,
+}
 
 
 def resolve_device(device) -> tuple[torch.device, torch.dtype]:

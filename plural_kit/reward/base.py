@@ -1,18 +1,43 @@
 """The one API every reward-model fitter shares (scikit-learn conventions).
 
 A fitter works on feature arrays: ``chosen`` and ``rejected`` of shape (n, d) (float),
-and optionally ``users`` of shape (n,) naming who judged each pair. Subclasses implement
-``_fit``, ``_reward`` (per-user reward on known-user indices, -1 = population) and
-``_adapt``; they may override ``_predict_proba`` when the pair probability is not
-``sigmoid(r(a) - r(b))`` (e.g. mixtures average over components).
+optionally ``users`` of shape (n,) naming who judged each pair and, for a model that reads
+the context (``_uses_prompts``: MiCRo's router), ``prompts`` of shape (n, d_p). Subclasses
+implement ``_fit``, ``_reward`` (per-user reward on known-user indices, -1 = population),
+``_adapt`` and ``_user_representation``; they may override ``_predict_proba`` when the pair
+probability is not ``sigmoid(r(a) - r(b))`` (e.g. mixtures average over components). A model
+with ``_uses_prompts`` gets ``prompts=`` ((n, d_p) array, or None) in every hook.
+
+Parameters are checked by scikit-learn's ``_parameter_constraints`` when ``fit`` starts (a bad
+value raises ``InvalidParameterError``, a ``ValueError`` naming the parameter).
+
+Model selection: ``fit``, ``score`` and ``predict_proba`` request ``users`` and ``prompts``
+through scikit-learn's metadata routing, so with ``sklearn.set_config(enable_metadata_routing=True)``::
+
+    GridSearchCV(MixtureBT(), {"n_components": [1, 2]}, cv=KFold(5, shuffle=True)).fit(
+        X_chosen, X_rejected, users=users)
+
+fits and scores every split with its users (``X_rejected`` travels as scikit-learn's ``y``;
+a shuffled ``KFold`` keeps every user in both sides; unshuffled folds of data sorted by user
+hold out whole users, which then get the population prediction with an
+``UnknownUserWarning``). Without routing scikit-learn passes ``users`` to ``fit`` only;
+``score`` without ``users`` on a pluralistic model fitted with users raises a ``ValueError``
+naming that fix instead of silently scoring the population prediction.
 """
 from __future__ import annotations
 
 import warnings
 from abc import abstractmethod
+from numbers import Integral
+from typing import Any, ClassVar, Self
 
 import numpy as np
-from sklearn.base import BaseEstimator
+import pandas as pd
+from numpy.typing import ArrayLike
+from scipy.special import expit
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.cluster import KMeans
+from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
 from plural_kit.metrics import accuracy
@@ -75,54 +100,168 @@ def pairs_from_labels(a, b, y):
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    return np.exp(-np.logaddexp(0.0, -z))
+    """Numerically stable logistic function (:func:`scipy.special.expit`)."""
+    return expit(z)
+
+
+_UNUSED = metadata_routing.UNUSED
+_ROUTED = {"users": True, "prompts": True}
 
 
 class PreferenceModel(BaseEstimator):
-    """Base class: ``fit`` / ``reward`` / ``predict_proba`` / ``score`` / ``adapt``.
+    """Base class: ``fit`` / ``reward`` / ``predict_proba`` / ``score`` / ``adapt``, per-user
+    ``user_representation`` and ``predict_groups``.
 
-    Fitted attributes set here: ``n_features_in_`` and ``users_`` (array of the user ids
-    known to the model, fitted or adapted, in index order).
+    Fitted attributes set here: ``n_features_in_``, ``users_`` (array of the user ids known to
+    the model, fitted or adapted, in index order) and, for a model that reads prompts,
+    ``n_prompt_features_`` (0 when fitted without prompts).
     """
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+    #: whether predictions depend on the user (score without users is refused after fitting with users)
+    _pluralistic: ClassVar[bool] = False
+    #: whether the model reads prompt (context) features
+    _uses_prompts: ClassVar[bool] = False
+    #: whether a row of ``user_representation()`` is a set of group weights (argmax = the group)
+    _group_weights: ClassVar[bool] = False
+
+    # metadata routing: users and prompts reach fit, score and predict_proba inside model selection
+    __metadata_request__fit = {"chosen": _UNUSED, "rejected": _UNUSED, **_ROUTED}
+    __metadata_request__score = {"chosen": _UNUSED, "rejected": _UNUSED, **_ROUTED}
+    __metadata_request__predict_proba = {"a": _UNUSED, "b": _UNUSED, **_ROUTED}
+
     # ---- public API ---------------------------------------------------------------
-    def fit(self, chosen, rejected, users=None):
-        """Fit on pairs: ``chosen``/``rejected`` (n, d) floats, ``users`` (n,) ids or None."""
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self, chosen: ArrayLike, rejected: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None
+    ) -> Self:
+        """Fit on pairs: ``chosen``/``rejected`` (n, d) floats, ``users`` (n,) ids, ``prompts`` (n, d_p)."""
         chosen, rejected, users = check_pairs(chosen, rejected, users)
+        if self._uses_prompts:
+            self.n_prompt_features_ = 0
+        prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
+        user_idx = self._set_users(users, chosen.shape[0])
         self.n_features_in_ = chosen.shape[1]
-        self._fit(chosen, rejected, self._set_users(users, chosen.shape[0]))
+        try:
+            self._fit(chosen, rejected, user_idx, **self._prompt_kw(prompts))
+        except BaseException:
+            del self.n_features_in_  # a failed fit never leaves the model looking fitted
+            raise
         return self
 
-    def reward(self, x, users=None) -> np.ndarray:
+    def reward(self, x: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None) -> np.ndarray:
         """Reward of each row of ``x`` (n, d) for ``users`` (n,) (population if None); shape (n,)."""
         check_is_fitted(self, "n_features_in_")
         x = check_features(x, "x", self.n_features_in_)
-        return self._reward(x, self._user_index(users, n=x.shape[0]))
+        n = x.shape[0]
+        return self._reward(x, self._user_index(users, n=n), **self._prompt_kw(self._check_prompts(prompts, n)))
 
-    def predict_proba(self, a, b, users=None) -> np.ndarray:
+    def predict_proba(
+        self, a: ArrayLike, b: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None
+    ) -> np.ndarray:
         """P(a preferred to b) for each row; shape (n,)."""
         check_is_fitted(self, "n_features_in_")
         a, b, users = check_pairs(a, b, users, self.n_features_in_)
-        return self._predict_proba(a, b, self._user_index(users, n=a.shape[0]))
+        n = a.shape[0]
+        kw = self._prompt_kw(self._check_prompts(prompts, n))
+        return self._predict_proba(a, b, self._user_index(users, n=n), **kw)
 
-    def score(self, chosen, rejected, users=None) -> float:
-        """Fraction of pairs ranked correctly (P(chosen > rejected) > 0.5)."""
-        return accuracy(self.predict_proba(chosen, rejected, users))
+    def score(
+        self, chosen: ArrayLike, rejected: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None
+    ) -> float:
+        """Fraction of pairs ranked correctly (P(chosen > rejected) > 0.5).
 
-    def adapt(self, chosen, rejected, users):
+        Raises ValueError when ``users`` is None on a pluralistic model that knows users: that
+        score would rate the population prediction (the silent trap of model selection without
+        metadata routing).
+        """
+        check_is_fitted(self, "n_features_in_")
+        if users is None and self._pluralistic and len(self.users_):
+            name = type(self).__name__
+            raise ValueError(
+                f"{name} was fitted with users, but score() got no 'users': it would rate the population "
+                "prediction, not the users' own. Pass users=... (one id per pair). In GridSearchCV or "
+                "cross_validate, turn on metadata routing so that 'users' reaches score: "
+                "sklearn.set_config(enable_metadata_routing=True). For the population accuracy on purpose, "
+                "use plural_kit.metrics.accuracy(model.predict_proba(chosen, rejected))"
+            )
+        return accuracy(self.predict_proba(chosen, rejected, users, prompts))
+
+    def adapt(
+        self, chosen: ArrayLike, rejected: ArrayLike, users: ArrayLike, prompts: ArrayLike | None = None
+    ) -> Self:
         """Fit only the given users' own parameters from their pairs (shared parameters frozen).
 
         New users are added to ``users_``; known users are re-estimated from these pairs.
         """
         check_is_fitted(self, "n_features_in_")
+        self._validate_params()
         if users is None:
             raise ValueError("'adapt' needs 'users': the id of the user who judged each pair")
         chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
-        self._adapt(chosen, rejected, self._add_users(users))
+        prompts = self._check_prompts(prompts, chosen.shape[0])
+        self._adapt(chosen, rejected, self._add_users(users), **self._prompt_kw(prompts))
         return self
 
+    def user_representation(self) -> pd.DataFrame:
+        """Each known user's own parameters: DataFrame (n_users x dim) indexed by user id (a copy)."""
+        check_is_fitted(self, "n_features_in_")
+        return self._user_representation().copy()
+
+    def predict_groups(self, n_groups: int | None = None) -> pd.Series:
+        """A group for every known user: Series of ints indexed by user id, named ``group``.
+
+        ``n_groups=None``: the largest weight of the user's representation (mixtures, PAL,
+        MiCRo). ``n_groups=K``: k-means with K clusters on the representation, seeded by
+        ``random_state`` (required where the representation is not a set of group weights: VPL).
+        """
+        rep = self.user_representation()
+        name = type(self).__name__
+        if len(rep) == 0:
+            raise ValueError(f"{name} knows no users: fit it with users=... (or adapt it) first")
+        if n_groups is None:
+            if not self._group_weights:
+                raise ValueError(
+                    f"{name}'s user representation is not a set of group weights: pass n_groups=K "
+                    "to cluster it with k-means"
+                )
+            labels = rep.to_numpy().argmax(axis=1)
+        else:
+            if not isinstance(n_groups, Integral) or not 1 <= n_groups <= len(rep):
+                raise ValueError(f"n_groups must be an integer in [1, {len(rep)}] (the known users); got {n_groups!r}")
+            labels = KMeans(n_clusters=int(n_groups), n_init=10, random_state=self.random_state).fit_predict(
+                rep.to_numpy()
+            )
+        return pd.Series(labels, index=rep.index.rename("user"), name="group")
+
     # ---- helpers for subclasses -----------------------------------------------------
+    def _check_prompts(self, prompts, n: int, fitting: bool = False) -> np.ndarray | None:
+        """Prompt features as (n, d_p) floats, or None; raise ValueError naming the mismatch."""
+        name = type(self).__name__
+        fitted_with = getattr(self, "n_prompt_features_", 0)
+        if prompts is None:
+            if not fitting and fitted_with > 0:
+                raise ValueError(
+                    f"this {name} was fitted with prompt features ({fitted_with} columns): pass prompts=(n, d_p)"
+                )
+            return None
+        if not self._uses_prompts:
+            raise ValueError(
+                f"{name} does not read prompt features: call it with prompts=None (MiCRo routes on prompts)"
+            )
+        prompts = check_features(prompts, "prompts", None if fitting else (fitted_with or None))
+        if not fitting and fitted_with == 0:
+            raise ValueError(f"this {name} was fitted without prompts: call it with prompts=None")
+        if prompts.shape[0] != n:
+            raise ValueError(f"'prompts' must have one row per pair: {n} rows expected, got {prompts.shape[0]}")
+        if fitting:
+            self.n_prompt_features_ = prompts.shape[1]
+        return prompts
+
+    def _prompt_kw(self, prompts: np.ndarray | None) -> dict[str, Any]:
+        """Keyword arguments of the hooks: ``prompts`` for a model that reads them, nothing otherwise."""
+        return {"prompts": prompts} if self._uses_prompts else {}
+
     def _set_users(self, users, n: int) -> np.ndarray:
         """Record the users of ``fit`` in ``users_`` (first-seen order); return each pair's index."""
         if users is None:
@@ -169,6 +308,10 @@ class PreferenceModel(BaseEstimator):
 
     @abstractmethod
     def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _user_representation(self) -> pd.DataFrame:
+        """(n_users x dim) DataFrame indexed by user id, in the order of ``users_``."""
 
     def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no per-user parameters to adapt")

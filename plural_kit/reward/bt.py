@@ -13,13 +13,26 @@ only in ``fit`` have ``delta_u = 0``: ``fit`` is the population model.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.reward import _newton
 from plural_kit.reward.base import POPULATION, PreferenceModel
+
+#: constraints shared by the Newton-solved fitters (BradleyTerry, MixtureBT)
+NEWTON_CONSTRAINTS = {
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "hessian_rows": [Interval(Integral, 1, None, closed="left"), None],
+    "hessian_dtype": [StrOptions({"auto", *_newton.HESSIAN_DTYPES})],
+    "device": [str],
+    "random_state": [Interval(Integral, 0, None, closed="left")],
+}
 
 
 class BradleyTerry(PreferenceModel):
@@ -42,10 +55,17 @@ class BradleyTerry(PreferenceModel):
     Fitted attributes
     -----------------
     coef_ : (d,) population weights ``w``.
-    user_offsets_ : (n_users, d) offsets ``delta_u`` of the users in ``users_`` (0 unless adapted).
+    user_offsets_ : DataFrame (users x d) indexed by user id: the offsets ``delta_u`` (0 unless
+        adapted); also ``user_representation()``.
     n_iter_ : Newton iterations of the last fit.
     converged_ : whether the last fit met ``tol``.
     """
+
+    _parameter_constraints = {
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "adapt_alpha": [Interval(Real, 0, None, closed="left")],
+        **NEWTON_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -68,8 +88,6 @@ class BradleyTerry(PreferenceModel):
         self.random_state = random_state
 
     def _solve(self, D: np.ndarray, alpha: float, offset: np.ndarray | None = None) -> tuple[np.ndarray, int, bool]:
-        if alpha < 0:
-            raise ValueError(f"penalties must be >= 0; got {alpha}")
         dev, hdt = _newton.resolve(self.device, self.hessian_dtype)
         Dt = torch.as_tensor(D, dtype=torch.float32, device=dev)
         off = None if offset is None else torch.as_tensor(offset, dtype=torch.float64, device=dev)
@@ -95,21 +113,32 @@ class BradleyTerry(PreferenceModel):
                 stacklevel=3,
             )
         self.coef_ = w
-        self.user_offsets_ = np.zeros((len(self.users_), w.size))
+        self._offsets = np.zeros((len(self.users_), w.size))
+        self._publish_users()
+
+    def _publish_users(self) -> None:
+        self.user_offsets_ = pd.DataFrame(
+            self._offsets.copy(), index=pd.Index(self.users_, name="user"),
+            columns=pd.RangeIndex(self.coef_.size, name="feature"),
+        )
+
+    def _user_representation(self) -> pd.DataFrame:
+        return self.user_offsets_
 
     def _grow_users(self, n_new):
-        self.user_offsets_ = np.vstack([self.user_offsets_, np.zeros((n_new, self.coef_.size))])
+        self._offsets = np.vstack([self._offsets, np.zeros((n_new, self.coef_.size))])
 
     def _adapt(self, chosen, rejected, user_idx):
         D = chosen - rejected
         base = D @ self.coef_
         for u in np.unique(user_idx):
             rows = user_idx == u
-            self.user_offsets_[u], _, _ = self._solve(D[rows], self.adapt_alpha, offset=base[rows])
+            self._offsets[u], _, _ = self._solve(D[rows], self.adapt_alpha, offset=base[rows])
+        self._publish_users()
 
     def _reward(self, x, user_idx):
         r = x @ self.coef_
         known = user_idx != POPULATION
         if known.any():
-            r[known] += np.einsum("ij,ij->i", x[known], self.user_offsets_[user_idx[known]])
+            r[known] += np.einsum("ij,ij->i", x[known], self._offsets[user_idx[known]])
         return r

@@ -11,6 +11,7 @@ relations (the comparison graph is strongly connected); otherwise the error name
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,13 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from plural_kit.data.schema import validate_preferences
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary
 
 
-@dataclass(frozen=True)
-class BTInferenceResult:
-    """Item strengths (log-odds scale, reference item = 0) with their uncertainty.
+@dataclass(frozen=True, repr=False)
+class BTInferenceResult(Result):
+    """Item strengths (log-odds scale, reference item = 0) with their uncertainty (a Result).
 
     Attributes
     ----------
@@ -44,33 +47,58 @@ class BTInferenceResult:
     n_pairs: int
     fit_result: object
 
+    title = "Bradley-Terry item strengths"
+
     def conf_int(self) -> pd.DataFrame:
-        """Wald intervals ``s_i -/+ z * se_i`` (DataFrame with ``low``, ``high``), indexed by item."""
+        """Wald intervals ``s_i -/+ z * se_i`` (DataFrame with ``ci_low``, ``ci_high``), indexed by item."""
         z = norm.ppf(0.5 + self.confidence / 2)
-        return pd.DataFrame({"low": self.strengths - z * self.std_errors, "high": self.strengths + z * self.std_errors})
+        return pd.DataFrame(
+            {"ci_low": self.strengths - z * self.std_errors, "ci_high": self.strengths + z * self.std_errors}
+        )
 
     def win_probability(self, i, j) -> float:
         """Estimated P(item ``i`` beats item ``j``)."""
         return float(expit(self.strengths[i] - self.strengths[j]))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per item, strongest first: ``strength``, ``std_error``, ``low``, ``high``, ``p_value``."""
+        """One row per item, strongest first: ``strength``, ``std_error``, ``ci_low``, ``ci_high``, ``p_value``."""
         ci = self.conf_int()
         with np.errstate(divide="ignore", invalid="ignore"):
             p = 2 * norm.sf(np.abs(self.strengths / self.std_errors))
         frame = pd.DataFrame(
-            {"strength": self.strengths, "std_error": self.std_errors, "low": ci["low"], "high": ci["high"],
-             "p_value": np.where(self.std_errors > 0, p, np.nan)}
+            {"strength": self.strengths, "std_error": self.std_errors, "ci_low": ci["ci_low"],
+             "ci_high": ci["ci_high"], "p_value": np.where(self.std_errors > 0, p, np.nan)}
         )
         frame.index.name = "item"
         return frame.sort_values("strength", ascending=False)
 
-    def summary(self):
-        """The statsmodels summary table (strengths relative to the reference item)."""
-        return self.fit_result.summary(
-            yname="first item wins", title=f"Bradley-Terry item strengths (reference: {self.reference!r})",
+    def summary(self) -> Summary:
+        """The statsmodels summary table (strengths relative to the reference item), text and HTML."""
+        table = self.fit_result.summary(
+            yname="first item wins", title=f"{self.title} (reference: {self.reference!r})",
             alpha=1 - self.confidence,
         )
+        return Summary(table.as_text(), table.as_html())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON types: the table as records plus the reference item, the level and the number of pairs."""
+        return {
+            "table": jsonable(self.to_frame().reset_index().to_dict(orient="records")),
+            "reference": jsonable(self.reference), "confidence": self.confidence, "n_pairs": self.n_pairs,
+        }
+
+    def plot(self, ax=None):
+        """Strengths with their intervals (:func:`plural_kit.viz.intervals`), strongest on top; returns the axes."""
+        from plural_kit import viz
+
+        return viz.intervals(
+            self.to_frame(), estimate="strength", kind="point",
+            xlabel=f"strength (log-odds vs {self.reference!r}, {self.confidence:.0%} CI)", title=self.title, ax=ax,
+        )
+
+    def _repr_fields(self) -> dict[str, Any]:
+        return {"items": len(self.strengths), "n_pairs": self.n_pairs, "reference": self.reference,
+                "confidence": self.confidence}
 
 
 def bradley_terry_inference(

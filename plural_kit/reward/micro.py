@@ -21,22 +21,33 @@ user's taste cannot change with the question); MiCRo draws the head *per pair* f
 that depend on the *prompt*, so the same person can be routed to different heads on different
 topics, and no user id is needed at all (``users=None`` gives a purely context-routed model).
 
-API: every method takes ``prompts`` (n, d_p) next to the response features; a model fitted
-with prompts needs them at prediction time. With ``prompts=None`` the router is just
-``b + o_u`` (a mixture of Bradley-Terry models with global or per-user weights).
+API: the base API's ``prompts`` (n, d_p) next to the response features (MiCRo is the fitter
+that reads them); a model fitted with prompts needs them at prediction time. With
+``prompts=None`` the router is just ``b + o_u`` (a mixture of Bradley-Terry models with global
+or per-user weights).
 """
 from __future__ import annotations
+
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 from scipy.special import softmax
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from plural_kit.metrics import accuracy
-from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
-from plural_kit.reward.base import POPULATION, PreferenceModel, check_features, check_pairs, sigmoid
+from plural_kit.reward._torch import (
+    LBFGS_CONSTRAINTS,
+    lbfgs_minimize,
+    resolve_device,
+    to_numpy,
+    to_tensor,
+    torch_generator,
+)
+from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
 
 
 class MiCRo(PreferenceModel):
@@ -60,11 +71,23 @@ class MiCRo(PreferenceModel):
     heads_ : (K, d) the heads' weights ``w_k``.
     router_coef_ : (K, d_p) ``V`` (shape (K, 0) when fitted without prompts).
     router_intercept_ : (K,) ``b``.
-    user_offsets_ : DataFrame (users x K) of router offsets ``o_u`` (empty without users).
+    user_offsets_ : DataFrame (users x K) indexed by user id: the router offsets ``o_u`` (empty
+        without users). ``user_representation()`` is each user's routing weights at the mean
+        training prompt, ``softmax(V mean(h) + b + o_u)``; ``predict_groups()`` their largest head.
     mixing_weights_ : (K,) mean routing weights over the training pairs.
     n_prompt_features_ : d_p (0 without prompts).
     objective_ : final stage-1 objective (per pair).
     """
+
+    _pluralistic = True
+    _uses_prompts = True
+    _group_weights = True
+    _parameter_constraints = {
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        **{name: [Interval(Real, 0, None, closed="left")]
+           for name in ("alpha", "router_alpha", "user_alpha", "balance")},
+        **LBFGS_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -88,81 +111,19 @@ class MiCRo(PreferenceModel):
         self.device = device
         self.random_state = random_state
 
-    # ---- public API (the base API plus ``prompts``) ------------------------------------
-    def fit(self, chosen, rejected, users=None, prompts=None):
-        """Stage 1 on pairs ``chosen``/``rejected`` (n, d), ``users`` (n,) or None, ``prompts`` (n, d_p) or None."""
-        chosen, rejected, users = check_pairs(chosen, rejected, users)
-        self.n_prompt_features_ = 0
-        prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
-        self.n_features_in_ = chosen.shape[1]
-        self._fit(chosen, rejected, self._set_users(users, chosen.shape[0]), prompts)
-        return self
-
-    def reward(self, x, users=None, prompts=None) -> np.ndarray:
-        """Expected reward under the routing, ``sum_k pi_k(h, u) r_k(x)``, for rows ``x`` (n, d); shape (n,)."""
-        check_is_fitted(self, "heads_")
-        x = check_features(x, "x", self.n_features_in_)
-        return self._reward(x, self._user_index(users, n=x.shape[0]), self._check_prompts(prompts, x.shape[0]))
-
-    def predict_proba(self, a, b, users=None, prompts=None) -> np.ndarray:
-        """P(a preferred to b) = ``sum_k pi_k sigmoid(r_k(a) - r_k(b))`` per row; shape (n,)."""
-        check_is_fitted(self, "heads_")
-        a, b, users = check_pairs(a, b, users, self.n_features_in_)
-        n = a.shape[0]
-        return self._predict_proba(a, b, self._user_index(users, n=n), self._check_prompts(prompts, n))
-
-    def score(self, chosen, rejected, users=None, prompts=None) -> float:
-        """Fraction of pairs ranked correctly."""
-        return accuracy(self.predict_proba(chosen, rejected, users, prompts))
-
-    def routing(self, prompts=None, users=None) -> np.ndarray:
+    # ---- routing ---------------------------------------------------------------------
+    def routing(self, prompts: ArrayLike | None = None, users: ArrayLike | None = None) -> np.ndarray:
         """Router weights ``pi(h, u)`` for each row of ``prompts`` (n, d_p) and/or ``users`` (n,); shape (n, K)."""
-        check_is_fitted(self, "heads_")
+        check_is_fitted(self, "n_features_in_")
         if prompts is not None:
             n = np.asarray(prompts).shape[0]
         elif users is not None:
             n = len(users)
         else:
             raise ValueError("give 'prompts' (n, d_p), 'users' (n,) or both")
-        return softmax(self._router_logits(self._check_prompts(prompts, n), self._user_index(users, n=n)), axis=1)
-
-    def adapt(self, chosen, rejected, users, prompts=None):
-        """Stage 2: fit only the router offsets of ``users`` from their pairs (heads and shared router frozen)."""
-        check_is_fitted(self, "heads_")
-        if users is None:
-            raise ValueError("'adapt' needs 'users': the id of the user (or context) of each pair")
-        chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
-        prompts = self._check_prompts(prompts, chosen.shape[0])
-        self._adapt_offsets(chosen, rejected, self._add_users(users), prompts)
-        return self
-
-    # ---- validation ------------------------------------------------------------------
-    def _check_prompts(self, prompts, n: int, fitting: bool = False) -> np.ndarray:
-        """Prompt features as (n, d_p) floats ((n, 0) when the router has no prompt input)."""
-        if prompts is None:
-            if not fitting and self.n_prompt_features_ > 0:
-                raise ValueError(
-                    f"this MiCRo was fitted with prompt features ({self.n_prompt_features_} columns): "
-                    "pass prompts=(n, d_p)"
-                )
-            return np.zeros((n, 0))
-        prompts = check_features(prompts, "prompts", None if fitting else (self.n_prompt_features_ or None))
-        if not fitting and self.n_prompt_features_ == 0:
-            raise ValueError("this MiCRo was fitted without prompts: call it with prompts=None")
-        if prompts.shape[0] != n:
-            raise ValueError(f"'prompts' must have one row per pair: {n} rows expected, got {prompts.shape[0]}")
-        if fitting:
-            self.n_prompt_features_ = prompts.shape[1]
-        return prompts
-
-    def _check_params(self) -> None:
-        if not (isinstance(self.n_heads, (int, np.integer)) and self.n_heads >= 1):
-            raise ValueError(f"n_heads must be an integer >= 1, got {self.n_heads!r}")
-        for name in ("alpha", "router_alpha", "user_alpha", "balance"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.n_restarts < 1 or self.max_iter < 1:
-            raise ValueError("n_restarts and max_iter must be >= 1")
+        checked = self._check_prompts(prompts, n)
+        checked = np.zeros((n, 0)) if checked is None else checked
+        return softmax(self._router_logits(checked, self._user_index(users, n=n)), axis=1)
 
     # ---- stage 1 -----------------------------------------------------------------------
     @staticmethod
@@ -175,7 +136,6 @@ class MiCRo(PreferenceModel):
         return torch.logsumexp(log_pi + F.logsigmoid(dx @ heads.T), dim=1), log_pi.exp()
 
     def _fit(self, chosen, rejected, user_idx, prompts: np.ndarray | None = None) -> None:
-        self._check_params()
         prompts_np = np.zeros((chosen.shape[0], 0)) if prompts is None else prompts
         dev, dt = resolve_device(self.device)
         K, d, dp = int(self.n_heads), chosen.shape[1], self.n_prompt_features_
@@ -212,6 +172,7 @@ class MiCRo(PreferenceModel):
             raise RuntimeError("MiCRo: every restart diverged (non-finite objective); try larger penalties")
         self.objective_, (self.heads_, self.router_coef_, self.router_intercept_, self._offsets) = best
         self.mixing_weights_ = softmax(self._router_logits(prompts_np, user_idx), axis=1).mean(axis=0)
+        self._mean_prompt = prompts_np.mean(axis=0) if dp else np.zeros(0)
         self._publish_users()
 
     def _router_logits(self, prompts: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
@@ -226,11 +187,17 @@ class MiCRo(PreferenceModel):
             columns=[f"head_{k}" for k in range(int(self.n_heads))],
         )
 
+    def _user_representation(self) -> pd.DataFrame:
+        prompts = np.tile(self._mean_prompt, (len(self.users_), 1))
+        weights = softmax(self._router_logits(prompts, np.arange(len(self.users_))), axis=1)
+        return pd.DataFrame(weights, index=self.user_offsets_.index, columns=self.user_offsets_.columns)
+
     # ---- stage 2 -----------------------------------------------------------------------
     def _grow_users(self, n_new: int) -> None:
         self._offsets = np.vstack([self._offsets, np.zeros((n_new, int(self.n_heads)))])
 
-    def _adapt_offsets(self, chosen, rejected, user_idx, prompts) -> None:
+    def _adapt(self, chosen, rejected, user_idx, prompts: np.ndarray | None = None) -> None:
+        prompts = np.zeros((chosen.shape[0], 0)) if prompts is None else prompts
         dev, dt = resolve_device(self.device)
         users, local = np.unique(user_idx, return_inverse=True)
         dx = to_tensor(chosen - rejected, dev, dt)

@@ -27,6 +27,7 @@ responsibilities from their own pairs with the components and ``pi`` frozen.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -35,11 +36,11 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.reward import _newton
 from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
-
-_INITS = ("gradient", "random")
+from plural_kit.reward.bt import NEWTON_CONSTRAINTS
 
 
 class MixtureBT(PreferenceModel):
@@ -64,11 +65,22 @@ class MixtureBT(PreferenceModel):
     coef_ : (K, d) component weights.
     weights_ : (K,) mixing weights ``pi``.
     user_responsibilities_ : DataFrame indexed by user id, one column per component
-        (rows sum to 1); adapted users are appended.
+        (rows sum to 1); adapted users are appended. Also ``user_representation()``;
+        ``predict_groups()`` is each user's most responsible component.
     log_likelihood_ : log-likelihood (nats, summed over users) of the kept restart.
     n_iter_ : EM iterations of the kept restart.
     converged_ : whether the kept restart met ``tol``.
     """
+
+    _pluralistic = True
+    _group_weights = True
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"gradient", "random"})],
+        **NEWTON_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -97,14 +109,6 @@ class MixtureBT(PreferenceModel):
     # ---- fitting ------------------------------------------------------------------
     def _fit(self, chosen, rejected, user_idx):
         K = self.n_components
-        if not isinstance(K, (int, np.integer)) or K < 1:
-            raise ValueError(f"n_components must be a positive int; got {K!r}")
-        if self.init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}; got {self.init!r}")
-        if self.n_init < 1 or self.max_iter < 1 or self.alpha < 0:
-            raise ValueError("need n_init >= 1, max_iter >= 1 and alpha >= 0")
-        if self.hessian_rows is not None and self.hessian_rows < 1:
-            raise ValueError(f"hessian_rows must be >= 1 or None; got {self.hessian_rows}")
         dev, hdt = _newton.resolve(self.device, self.hessian_dtype)
         n = chosen.shape[0]
         # the unit of the mixture is the user; without user ids every pair is its own unit
@@ -237,9 +241,8 @@ class MixtureBT(PreferenceModel):
     def _reward(self, x, user_idx):
         return np.einsum("ik,ik->i", self._user_weights(user_idx), x @ self.coef_.T)
 
-    def predict_groups(self) -> pd.Series:
-        """The most responsible component of every known user (Series indexed by user id)."""
-        return self.user_responsibilities_.idxmax(axis=1).rename("component")
+    def _user_representation(self) -> pd.DataFrame:
+        return self.user_responsibilities_
 
 
 def _e_step(Z: torch.Tensor, u: torch.Tensor, n_units: int, pi: torch.Tensor) -> tuple[torch.Tensor, float]:

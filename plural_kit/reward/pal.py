@@ -16,14 +16,25 @@ objective wins.
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from numpy.typing import ArrayLike
 from scipy.special import softmax
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from plural_kit.reward._torch import lbfgs_minimize, resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward._torch import (
+    LBFGS_CONSTRAINTS,
+    lbfgs_minimize,
+    resolve_device,
+    to_numpy,
+    to_tensor,
+    torch_generator,
+)
 from plural_kit.reward.base import POPULATION, PreferenceModel, check_features
 
 
@@ -56,12 +67,24 @@ class PAL(PreferenceModel):
     prototypes_ : (K, m) prototype points in the learned space.
     projection_ : (m, d) the map ``A`` (the identity when ``latent_dim`` is None).
     temperature_ : float, ``tau``.
-    user_weights_ : DataFrame (users x K), each user's simplex weights (rows sum to 1).
+    user_weights_ : DataFrame (users x K), each user's simplex weights (rows sum to 1); also
+        ``user_representation()``; ``predict_groups()`` is each user's largest weight.
     ideal_points_ : DataFrame (users x m), each user's ideal point ``a_u``.
     population_weights_ : (K,) mean of the users' weights; unknown users get the ideal point
         ``sum_k population_weights_k p_k`` (with an ``UnknownUserWarning``).
     objective_ : final training objective (mean negative log-likelihood + penalties).
     """
+
+    _pluralistic = True
+    _group_weights = True
+    _parameter_constraints = {
+        "n_prototypes": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, None, closed="left"), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "user_alpha": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither"), None],
+        **LBFGS_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -86,23 +109,8 @@ class PAL(PreferenceModel):
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
-    def _check_params(self) -> None:
-        if not (isinstance(self.n_prototypes, (int, np.integer)) and self.n_prototypes >= 1):
-            raise ValueError(f"n_prototypes must be an integer >= 1, got {self.n_prototypes!r}")
-        ld = self.latent_dim
-        if ld is not None and not (isinstance(ld, (int, np.integer)) and ld >= 1):
-            raise ValueError(f"latent_dim must be None or an integer >= 1, got {self.latent_dim!r}")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"temperature must be None (learned) or > 0, got {self.temperature!r}")
-        for name in ("alpha", "user_alpha"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.n_restarts < 1 or self.max_iter < 1:
-            raise ValueError("n_restarts and max_iter must be >= 1")
-
     def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         d = chosen.shape[1]
-        self._check_params()
         dev, dt = resolve_device(self.device)
         dx, sx = to_tensor(chosen - rejected, dev, dt), to_tensor(chosen + rejected, dev, dt)
         pooled = (user_idx == POPULATION).all()
@@ -192,6 +200,9 @@ class PAL(PreferenceModel):
             w @ self.prototypes_, index=index, columns=[f"dim_{j}" for j in range(self.prototypes_.shape[1])]
         )
 
+    def _user_representation(self) -> pd.DataFrame:
+        return self.user_weights_
+
     # ---- prediction ------------------------------------------------------------------
     def _ideal(self, user_idx: np.ndarray) -> np.ndarray:
         pop = self.population_weights_ @ self.prototypes_
@@ -205,7 +216,7 @@ class PAL(PreferenceModel):
         scaled_ideal = self.temperature_ * self._ideal(user_idx)
         return 2.0 * (scaled_ideal * fx).sum(axis=1) - self.temperature_ * (fx * fx).sum(axis=1)
 
-    def transform(self, x) -> np.ndarray:
+    def transform(self, x: ArrayLike) -> np.ndarray:
         """Map items into the learned space: ``f(x) = A x``, shape (n, m)."""
         check_is_fitted(self, "projection_")
         return check_features(x, "x", self.n_features_in_) @ self.projection_.T

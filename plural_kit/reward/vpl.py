@@ -34,6 +34,7 @@ prediction, the average over the known users' latents (with an ``UnknownUserWarn
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Literal
 
 import numpy as np
@@ -41,9 +42,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.device import cpu_threads
-from plural_kit.reward._torch import resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward._torch import TORCH_CONSTRAINTS, resolve_device, to_numpy, to_tensor, torch_generator
 from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
 
 _MAX_POPULATION_LATENTS = 64  # known users averaged over for the population prediction
@@ -106,10 +108,24 @@ class VPL(PreferenceModel):
 
     Fitted attributes
     -----------------
-    user_latents_ : DataFrame (users x latent_dim): each known user's posterior mean of ``z``.
+    user_latents_ : DataFrame (users x latent_dim): each known user's posterior mean of ``z``;
+        also ``user_representation()``. ``predict_groups(n_groups)`` clusters it with k-means.
     user_latent_log_var_ : DataFrame (users x latent_dim): the posterior log-variances.
     loss_curve_ : (n_steps,) training loss per step.
     """
+
+    _pluralistic = True
+    _parameter_constraints = {
+        **{name: [Interval(Integral, 1, None, closed="left")]
+           for name in ("latent_dim", "hidden_dim", "context_size", "n_steps")},
+        "targets_per_user": [Interval(Integral, 1, None, closed="left"), None],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup": [Interval(Real, 0, 1, closed="both")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "reward_scaling": [StrOptions({"pairwise", "none"})],
+        **TORCH_CONSTRAINTS,
+    }
 
     def __init__(
         self,
@@ -140,18 +156,6 @@ class VPL(PreferenceModel):
         self.random_state = random_state
 
     # ---- fitting -------------------------------------------------------------------
-    def _check_params(self) -> None:
-        for name in ("latent_dim", "hidden_dim", "context_size", "n_steps"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, np.integer)) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.targets_per_user is not None and not self.targets_per_user >= 1:
-            raise ValueError(f"targets_per_user must be None or >= 1, got {self.targets_per_user!r}")
-        if self.beta < 0 or not 0 <= self.kl_warmup <= 1 or not self.lr > 0:
-            raise ValueError("need beta >= 0, 0 <= kl_warmup <= 1 and lr > 0")
-        if self.reward_scaling not in ("pairwise", "none"):
-            raise ValueError(f"reward_scaling must be 'pairwise' or 'none', got {self.reward_scaling!r}")
-
     @staticmethod
     def _groups(user_idx: np.ndarray, n_users: int) -> np.ndarray:
         """(n_users, max_pairs) matrix of each user's pair rows, padded with -1."""
@@ -175,7 +179,6 @@ class VPL(PreferenceModel):
         return rows.clamp_min(0), mask
 
     def _fit(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
-        self._check_params()
         if (user_idx == POPULATION).all():
             raise ValueError("VPL needs 'users': the latent of each user is inferred from their own pairs")
         dev, _ = resolve_device(self.device)
@@ -250,6 +253,9 @@ class VPL(PreferenceModel):
         cols = [f"z_{j}" for j in range(int(self.latent_dim))]
         self.user_latents_ = pd.DataFrame(self._latents.copy(), index=index, columns=cols)
         self.user_latent_log_var_ = pd.DataFrame(self._log_vars.copy(), index=index, columns=cols)
+
+    def _user_representation(self) -> pd.DataFrame:
+        return self.user_latents_
 
     def _grow_users(self, n_new: int) -> None:
         self._latents = np.vstack([self._latents, np.zeros((n_new, int(self.latent_dim)))])

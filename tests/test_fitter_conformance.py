@@ -1,0 +1,228 @@
+"""One API contract, checked on every reward-model fitter (small, fast settings).
+
+scikit-learn clone and parameters, pickling, seeding, fitted-attribute naming, NotFittedError,
+input errors, parameter validation, unknown users, adaptation of new users, metadata routing
+and the per-user representation. Model-specific behaviour lives in test_<model>.py.
+"""
+from __future__ import annotations
+
+import inspect
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import adjusted_rand_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_users
+from plural_kit.reward import PAL, VPL, BradleyTerry, MiCRo, MixtureBT, PreferenceModel, UnknownUserWarning
+
+FITTERS = {
+    "BradleyTerry": lambda: BradleyTerry(adapt_alpha=1.0, device="cpu"),
+    "MixtureBT": lambda: MixtureBT(n_components=2, n_init=1, device="cpu"),
+    "PAL": lambda: PAL(n_prototypes=2, n_restarts=1, max_iter=100, device="cpu"),
+    "VPL": lambda: VPL(latent_dim=2, hidden_dim=16, n_steps=150, device="cpu"),
+    "MiCRo": lambda: MiCRo(n_heads=2, n_restarts=1, max_iter=100, device="cpu"),
+}
+#: a bad value of one parameter of each fitter, and the parameter's name
+BAD_PARAM = {
+    "BradleyTerry": ("alpha", -1.0), "MixtureBT": ("init", "kmeans++"), "PAL": ("temperature", 0.0),
+    "VPL": ("reward_scaling", "minmax"), "MiCRo": ("n_heads", 0),
+}
+PLURALISTIC = ["MixtureBT", "PAL", "VPL", "MiCRo"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Two groups with orthogonal linear rewards: a user's own parameters matter."""
+    return make_ideal_point_preferences(
+        n_items=200, n_features=6, n_groups=2, users_per_group=12, pairs_per_user=50, reward="linear",
+        disagreement=1.0, temperature=0.3, seed=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def seen_unseen(data):
+    return split_users(data, test_size=0.25, seed=0)
+
+
+@pytest.fixture(scope="module", params=list(FITTERS))
+def name(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def fitted(name, seen_unseen):
+    seen, _ = seen_unseen
+    return FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
+
+
+def test_clone_and_params_round_trip(name):
+    model = FITTERS[name]()
+    assert isinstance(model, PreferenceModel)
+    twin = clone(model)
+    assert twin is not model and twin.get_params() == model.get_params()
+    params = model.get_params()
+    assert set(type(model)._parameter_constraints) == set(params)  # every parameter validated one way
+    assert type(model)(**params).get_params() == params
+    key = next(k for k, v in params.items() if isinstance(v, int) and not isinstance(v, bool) and k != "random_state")
+    assert model.set_params(**{key: params[key] + 1}).get_params()[key] == params[key] + 1
+
+
+def test_public_methods_are_typed(name):
+    model = FITTERS[name]()
+    for method in ("fit", "reward", "predict_proba", "score", "adapt", "user_representation", "predict_groups"):
+        hints = inspect.get_annotations(getattr(type(model), method))
+        assert "return" in hints, (name, method)
+        params = [p for p in inspect.signature(getattr(model, method)).parameters]
+        assert all(p in hints for p in params), (name, method, params, hints)
+
+
+def test_bad_parameter_names_itself(name, seen_unseen):
+    seen, _ = seen_unseen
+    param, value = BAD_PARAM[name]
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter of {name}"):
+        FITTERS[name]().set_params(**{param: value}).fit(seen.X_chosen, seen.X_rejected, seen.users)
+
+
+def test_not_fitted_before_fit(name, seen_unseen):
+    seen, _ = seen_unseen
+    model = FITTERS[name]()
+    for call in (
+        lambda: model.predict_proba(seen.X_chosen, seen.X_rejected),
+        lambda: model.reward(seen.X_chosen),
+        lambda: model.score(seen.X_chosen, seen.X_rejected, seen.users),
+        lambda: model.adapt(seen.X_chosen, seen.X_rejected, seen.users),
+        model.user_representation,
+    ):
+        with pytest.raises(NotFittedError):
+            call()
+
+
+def test_fitted_attributes_end_in_underscore(name, fitted):
+    unfitted = set(vars(FITTERS[name]()))
+    new = [k for k in vars(fitted) if k not in unfitted and not k.startswith("_")]
+    assert new and all(k.endswith("_") for k in new), new
+    assert fitted.n_features_in_ == 6 and len(fitted.users_) == 18
+
+
+def test_pickle_round_trip_and_same_seed_same_numbers(name, fitted, seen_unseen):
+    seen, unseen = seen_unseen
+    args = (unseen.X_chosen, unseen.X_rejected)
+    p = fitted.predict_proba(*args, seen.users[: len(unseen)])
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(*args, seen.users[: len(unseen)]), p)
+    refit = FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
+    np.testing.assert_array_equal(refit.predict_proba(*args, seen.users[: len(unseen)]), p)
+    assert ((p > 0) & (p < 1)).all()
+
+
+def test_unknown_users_warn_and_get_the_population(name, fitted, seen_unseen):
+    _, unseen = seen_unseen
+    a, b = unseen.X_chosen[:6], unseen.X_rejected[:6]
+    with pytest.warns(UnknownUserWarning, match="never seen"):
+        p = fitted.predict_proba(a, b, ["nobody"] * 6)
+    np.testing.assert_allclose(p, fitted.predict_proba(a, b))
+
+
+def test_input_errors_name_the_problem(name, fitted, seen_unseen):
+    seen, _ = seen_unseen
+    c, r, u = seen.X_chosen[:60], seen.X_rejected[:60], seen.users[:60]
+    bad = c.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="'chosen' has NaN"):
+        FITTERS[name]().fit(bad, r, u)
+    with pytest.raises(ValueError, match="'rejected' has 3 features"):
+        FITTERS[name]().fit(c, r[:, :3], u)
+    with pytest.raises(ValueError, match="'chosen' .* and 'rejected' .* same shape"):
+        FITTERS[name]().fit(c, r[:50], u)
+    with pytest.raises(ValueError, match="'users' must have one id per pair"):
+        FITTERS[name]().fit(c, r, u[:10])
+    with pytest.raises(ValueError, match="2-D array"):
+        FITTERS[name]().fit(c[0], r[0], u[:1])
+    with pytest.raises(ValueError, match="fitted with 6"):
+        fitted.predict_proba(c[:, :4], r[:, :4], u)
+    with pytest.raises(ValueError, match="needs 'users'"):
+        fitted.adapt(c, r, None)
+    if name != "MiCRo":
+        with pytest.raises(ValueError, match="does not read prompt features"):
+            fitted.predict_proba(c, r, u, prompts=np.zeros((60, 2)))
+
+
+def test_adapt_improves_new_users(name, data):
+    """Held-out pairs of new users: more accurate after ``adapt`` on their first pairs than before.
+
+    BradleyTerry knows only group 0 (its one reward) and the new users come from group 1.
+    """
+    seen, unseen = split_users(data, test_size=0.3, seed=1)
+    if name == "BradleyTerry":
+        seen, unseen = seen.subset(seen.groups == 0), unseen.subset(unseen.groups == 1)
+    model = FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
+    few, rest = first_pairs_per_user(unseen, 15)
+    with pytest.warns(UnknownUserWarning):
+        before = model.score(rest.X_chosen, rest.X_rejected, rest.users)
+    n_known = len(model.users_)
+    model.adapt(few.X_chosen, few.X_rejected, few.users)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownUserWarning)  # the new users are known now
+        after = model.score(rest.X_chosen, rest.X_rejected, rest.users)
+    assert after >= before + 0.05, (before, after)
+    assert len(model.users_) == n_known + len(unseen.user_groups)
+
+
+def test_metadata_requests_users_and_prompts(name):
+    routing = FITTERS[name]().get_metadata_routing()
+    for method in ("fit", "score", "predict_proba"):
+        requests = getattr(routing, method).requests
+        assert requests == {"users": True, "prompts": True}, (method, requests)
+
+
+@pytest.mark.parametrize("model_name", PLURALISTIC)
+def test_score_without_users_is_refused_after_fitting_with_users(model_name, seen_unseen):
+    seen, _ = seen_unseen
+    model = FITTERS[model_name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        model.score(seen.X_chosen, seen.X_rejected)
+
+
+def test_user_representation_and_groups(name, fitted, data):
+    rep = fitted.user_representation()
+    assert isinstance(rep, pd.DataFrame) and list(rep.index) == list(fitted.users_)
+    assert rep.index.name == "user" and rep.shape[0] == 18
+    rep.iloc[:, 0] = 99.0  # a copy
+    rep = fitted.user_representation()
+    assert not (rep.iloc[:, 0] == 99.0).any()
+    if name == "BradleyTerry":  # its per-user parameters are adapted offsets: none yet
+        assert (rep.to_numpy() == 0).all() and rep.shape[1] == 6
+        with pytest.raises(ValueError, match="pass n_groups"):
+            fitted.predict_groups()
+        return
+    groups = fitted.predict_groups(n_groups=2)
+    assert groups.name == "group" and list(groups.index) == list(fitted.users_)
+    assert set(groups) == {0, 1}
+    pd.testing.assert_series_equal(groups, fitted.predict_groups(n_groups=2))  # seeded k-means
+    with pytest.raises(ValueError, match="n_groups must be"):
+        fitted.predict_groups(n_groups=0)
+    if name in ("MixtureBT", "PAL", "MiCRo"):  # group weights: the largest one is the group
+        pd.testing.assert_series_equal(
+            fitted.predict_groups(), pd.Series(rep.to_numpy().argmax(axis=1), index=rep.index, name="group")
+        )
+        np.testing.assert_allclose(fitted.user_representation().sum(axis=1), 1.0)
+    else:
+        with pytest.raises(ValueError, match="pass n_groups"):
+            fitted.predict_groups()
+    # the users' own parameters recover the two true groups
+    assert adjusted_rand_score(data.user_groups.loc[groups.index], groups) > 0.7
+
+
+def test_predict_groups_needs_known_users(seen_unseen):
+    seen, _ = seen_unseen
+    model = FITTERS["MixtureBT"]().fit(seen.X_chosen[:100], seen.X_rejected[:100])
+    with pytest.raises(ValueError, match="knows no users"):
+        model.predict_groups()
+    assert sklearn.get_config()["enable_metadata_routing"] is False  # no test leaks the global switch
