@@ -18,6 +18,9 @@ MASTERS = sorted(p.stem for p in assign.ASSIGNMENT_DIR.glob("*.ipynb"))
 #: One typical mistake per assignment: (question, solution source to change, change).
 MISTAKES = {
     "01_mixture_modeling": ("q2", "return np.exp(", "return -np.exp("),  # gradient with the wrong sign
+    "02_cultural_bias_audit": ("q1", ".sum()) / np.log(2)", ".sum())"),  # JS divergence in nats, not bits
+    "03_misalignment_probes": (  # the probe scored on its own training rows
+        "q2", "np.mean(probe.predict(X[test_idx]) == y[test_idx])", "np.mean(probe.predict(X[train_idx]) == y[train_idx])"),
     "04_pluralistic_rewards_on_real_text": (  # chosen and rejected swapped
         "q1", 'get_indexer(part["chosen"])], X[statements.get_indexer(part["rejected"])]',
         'get_indexer(part["rejected"])], X[statements.get_indexer(part["chosen"])]'),
@@ -70,7 +73,10 @@ def test_master_shape(master):
         public = [t for t in tests if not _config(t).get("hidden")]
         assert public and hidden, f"{master} {q}: needs public tests (with a hint) and hidden tests"
         for t in tests:
-            assert _config(t).get("failure_message"), f"{master} {q}: a test without a failure message"
+            message = _config(t).get("failure_message", "")
+            assert message, f"{master} {q}: a test without a failure message"
+            # otter 7 writes the message into the test file between double quotes, unescaped
+            assert '"' not in message and "\\" not in message, f"{master} {q}: quote in {message!r}"
         for t in hidden:  # hidden tests make their own data: never the student's seed or data
             body = t.split('""" # END TEST CONFIG', 1)[-1]
             fn = ast.parse(body).body[0]
