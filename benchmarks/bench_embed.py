@@ -120,7 +120,7 @@ def utilisation(engine, texts: list[str], layer: int, dtype, device, rounds: int
     right after it (outside the timed span), so that a machine whose speed changes from second to
     second is compared with itself. Per round: (seconds, achieved GFLOP/s, sum of FLOPs / sum of
     (batch seconds x peak))."""
-    linear, attention = model_flops(engine, engine.encode(texts), layer)
+    linear, attention = model_flops(engine, engine.tokenize(texts), layer)
     per_text = linear + attention
     out = []
     for _ in range(rounds):
@@ -165,7 +165,7 @@ def main() -> None:
     # 1. the extractor with its defaults, and compiled
     ex = EmbeddingExtractor("smollm2-135m-instruct", layer=layer, cache_dir=None, progress=False)
     eng = ex.engine
-    ids = eng.encode(texts)
+    ids = eng.tokenize(texts)
     n_tokens = sum(map(len, ids))
     print(f"tokens: {n_tokens} real, {min(map(len, ids))}..{max(map(len, ids))} per text; "
           f"packed path: {eng.packed_decoder() is not None}")

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plural_kit.engine import ForwardEngine, Pooling, check_texts
-from plural_kit.models import cache_home
+from plural_kit.engine import ForwardEngine, Pooling, check_pooling, check_texts
 from plural_kit.io import atomic_write, atomic_write_text
+from plural_kit.models import cache_home
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class EmbeddingExtractor:
                  batch_size: int | str = "auto", max_length: int = 512,
                  cache_dir: str | os.PathLike | None = "auto", progress: bool = True, chunk_size: int = 1024,
                  compile: bool = False):
-        ForwardEngine._check_pooling(pooling)
+        check_pooling(pooling)
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise TypeError(f"layer must be an int, got {layer!r}")
         if not (isinstance(chunk_size, int) and chunk_size >= 1):

@@ -1,48 +1,70 @@
 """One batched forward engine for every pass through a model: embeddings, audits, probes.
 
-Texts are tokenised once, sorted by length (longest first) and cut into batches under a token
-budget so padding stays small; padding (left or right) and position ids are made in one
-place (:meth:`ForwardEngine._collate`); the forward pass stops after the deepest block that
-is asked for (the LM head is never computed for hidden states); everything runs under
-``torch.inference_mode``; an out-of-memory error halves the batch and retries.
+Texts are tokenised once (:meth:`ForwardEngine.tokenize`), sorted by length (longest first)
+and cut into batches under a token budget so padding stays small (:mod:`plural_kit._batching`);
+padding (left or right) and position ids are made in one place (:meth:`ForwardEngine._collate`);
+the forward pass stops after the deepest point that is asked for (the LM head is never
+computed for hidden states); everything runs under ``torch.inference_mode``; an
+out-of-memory error halves the batch and retries.
 
-Layer indices follow Hugging Face ``output_hidden_states``: 0 is the embedding output,
-``i`` the output of block ``i`` (1-based), ``n_layers`` the model's last hidden state (after
-the final norm for LMs that have one), negative values count from the end (-1 = last,
--2 = output of the penultimate block).
+Points of the residual stream (read by :meth:`ForwardEngine.hidden_states`, edited by
+:meth:`ForwardEngine.hooks`), as ints in Hugging Face ``output_hidden_states`` numbering or
+by TransformerLens-style names (blocks counted from 0 in the names):
+
+* ``0`` or ``"blocks.0.hook_resid_pre"``: the embeddings, the input of the first block;
+* ``i`` (1..n_layers-1) or ``"blocks.{i-1}.hook_resid_post"``: the output of block ``i``;
+* ``"blocks.{n_layers-1}.hook_resid_post"``: the output of the last block, *before* the final norm;
+* ``"ln_final.hook_normalized"`` (:data:`FINAL_NORM`): the output of the final norm, the
+  model's last hidden state.
+
+The int ``n_layers`` (= -1) keeps each method's convention: :meth:`~ForwardEngine.hidden_states`
+reads it after the final norm (Hugging Face's last hidden state, :data:`FINAL_NORM`),
+:meth:`~ForwardEngine.hooks` edits it before (the last block's ``hook_resid_post``, so that a
+hook at every layer edits every block's output). Name the point where the difference
+matters. Negative ints count from the end (-1 = ``n_layers``, -2 = output of the penultimate block).
+Models without a final norm (BERT) have the same tensor at both.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
 import logging
-import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from plural_kit.device import get_device, get_dtype, is_out_of_memory
+from plural_kit._batching import OutOfMemoryBackoff, length_sorted_batches, token_budget
+from plural_kit._hooks import (
+    FINAL_NORM,
+    HookFn,
+    HookRegistry,
+    Point,
+    StopForward,
+    capture_points,
+    check_hook_fns,
+    first_tensor,
+)
+from plural_kit.device import get_device, get_dtype
 from plural_kit.models import is_causal_lm, load_model
 from plural_kit.packed import PackedDecoder, packed_support
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Engine", "ForwardEngine", "decoder_blocks", "check_texts"]
+__all__ = ["FINAL_NORM", "Engine", "ForwardEngine", "check_pooling", "check_texts", "decoder_blocks"]
 
 Pooling = str | int
-HookFn = Callable[[torch.Tensor], torch.Tensor | None]
+#: A point of the residual stream as callers name it: an int layer or a TransformerLens-style name.
+Layer = int | str
+
+_POINT_NAME = re.compile(r"^blocks\.(\d+)\.hook_resid_(pre|post)$")
 
 #: ``packed="auto"`` packs only when the fused weight copies of the packed path take at most this
 #: many bytes (memory: the copies come on top of the model's own weights).
 PACKED_AUTO_MAX_BYTES = 2**28
-
-
-class _StopForward(Exception):
-    """Raised by a capture hook once the deepest needed layer has run."""
 
 
 def check_texts(texts, name: str = "texts") -> list[str]:
@@ -62,6 +84,13 @@ def check_texts(texts, name: str = "texts") -> list[str]:
     return texts
 
 
+def check_pooling(pooling) -> None:
+    """Raise ``ValueError`` unless ``pooling`` is ``"last"``, ``"mean"`` or an int token offset."""
+    is_int = isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool)
+    if not (is_int or pooling in ("last", "mean")):
+        raise ValueError(f"pooling must be 'last', 'mean' or an int token offset (-1 = last), got {pooling!r}")
+
+
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     """The model's list of transformer blocks (the ``nn.ModuleList`` of ``config.num_hidden_layers`` modules)."""
     n = model.config.num_hidden_layers
@@ -71,44 +100,29 @@ def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     raise ValueError(f"could not find the {n} transformer blocks of {type(model).__name__}")
 
 
-def _first(output):
-    """The hidden-state tensor of a block's or model's output (tensor, tuple or ModelOutput)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if hasattr(output, "last_hidden_state"):
-        return output.last_hidden_state
-    return output[0]
-
-
-def _replace_first(output, hidden: torch.Tensor):
-    if isinstance(output, torch.Tensor):
-        return hidden
-    if isinstance(output, tuple):
-        return (hidden, *output[1:])
-    if hasattr(output, "keys"):  # ModelOutput: replace its first field
-        output[next(iter(output.keys()))] = hidden
-    else:  # list
-        output[0] = hidden
-    return output
-
-
 @runtime_checkable
 class Engine(Protocol):
     """The engine contract that audits, probes and embeddings accept (as ``engine``).
 
-    :class:`ForwardEngine` runs it in-process; a cluster or serving backend is another
-    implementation of the same methods, not a second engine.
+    :class:`ForwardEngine` runs it in-process; a cluster or serving backend, or a fake in a
+    test, is another implementation of the same methods, not a second engine. ``isinstance``
+    checks that the attributes and methods exist (not their signatures). Layers and hook points
+    are named as in the module docstring; ``tokenizer`` needs ``encode(text,
+    add_special_tokens=False)`` (the answer-option scorer, :mod:`plural_kit.scoring`, resolves
+    label tokens with it).
     """
 
     n_layers: int
     hidden_size: int
     tokenizer: object
 
+    def resolve_layer(self, layer: int) -> int: ...
+
     def apply_chat_template(self, prompts, system: str | None = None,
                             add_generation_prompt: bool = True) -> list[str]: ...
 
-    def hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int = -2,
-                      pooling: Pooling = "last") -> dict[int, np.ndarray]: ...
+    def hidden_states(self, texts: Sequence[str], layers: Sequence[Layer] | Layer = -2,
+                      pooling: Pooling = "last") -> dict[Layer, np.ndarray]: ...
 
     def next_token_logprobs(self, texts: Sequence[str],
                             token_ids: Sequence[int | str] | None = None) -> np.ndarray: ...
@@ -118,7 +132,7 @@ class Engine(Protocol):
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 64, do_sample: bool = False,
                  **kwargs) -> list[str]: ...
 
-    def hooks(self, fns: Mapping[int, HookFn]) -> contextlib.AbstractContextManager: ...
+    def hooks(self, fns: Mapping[Layer, HookFn]) -> contextlib.AbstractContextManager: ...
 
 
 class ForwardEngine:
@@ -200,14 +214,13 @@ class ForwardEngine:
         pad_idx = getattr(embeddings, "padding_idx", None) if not self.is_causal else None
         self._position_offset = 0 if pad_idx is None else int(pad_idx) + 1
         self._logits_to_keep = "logits_to_keep" in inspect.signature(model.forward).parameters
-        self._cap: int | None = None  # batch-size cap set by out-of-memory back-off
+        self._backoff = OutOfMemoryBackoff()  # the batch-size cap that out-of-memory errors set
         self.packed, self.compile = packed, bool(compile)
         if packed is True and (reason := self._packed_reason()):
             raise ValueError(f"packed=True, but {type(model).__name__} is not supported: {reason}")
         self._packed_decoder: PackedDecoder | None = None
         self._packed_key: tuple | None = None
-        self._residual_hooks: list[tuple[int, HookFn]] = []  # (layer, fn) of the active :meth:`hooks`
-        self._own_hook_ids: set[int] = set()
+        self._hooks = HookRegistry(self.model, self.blocks)  # the edits of the active :meth:`hooks`
 
     # ------------------------------------------------------------------ text preparation
     def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
@@ -238,7 +251,7 @@ class ForwardEngine:
                                                           add_generation_prompt=add_generation_prompt))
         return out
 
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (special tokens as the tokenizer adds them, unless the text
         already starts with the BOS token, e.g. chat-formatted text), truncated to ``max_length``."""
         texts = check_texts(texts)
@@ -263,24 +276,12 @@ class ForwardEngine:
         return ids  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ batching
-    def _token_budget(self, packed: bool = False) -> tuple[int, int]:
-        """(max padded tokens, max texts) per batch (``packed``: for the packed path)."""
-        if isinstance(self.batch_size, int):
-            limit = self.batch_size
-            budget = math.inf
-        elif self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            d = self.hidden_size
-            inter = getattr(self.model.config, "intermediate_size", 4 * d)
-            per_token = (12 * d + 3 * inter) * torch.finfo(self.dtype).bits // 8
-            budget, limit = int(min(max(0.25 * free / per_token, 2048), 262144)), 512
-        elif packed:  # CPU, no padding and fused projections: measured, 2k tokens beat 1k and match 4k
-            budget, limit = 2048, 128
-        else:  # CPU: small batches keep activations in cache (measured: 1-2k tokens beat 4-16k)
-            budget, limit = 1024, 64
-        if self._cap is not None:
-            limit = min(limit, self._cap)
-        return budget, limit  # type: ignore[return-value]
+    def _token_budget(self, packed: bool = False) -> tuple[float, int]:
+        """(max padded tokens, max texts) per batch (``packed``: for the packed path), under the
+        out-of-memory cap; see :func:`plural_kit._batching.token_budget`."""
+        inter = getattr(self.model.config, "intermediate_size", 4 * self.hidden_size)
+        budget, limit = token_budget(self.batch_size, self.device, self.dtype, self.hidden_size, inter, packed)
+        return budget, self._backoff.limit(limit)
 
     def _collate(self, seqs: list[list[int]], side: str) -> dict[str, torch.Tensor]:
         """Pad ``seqs`` on ``side``; return input_ids, attention_mask and (where the model takes them)
@@ -304,56 +305,23 @@ class ForwardEngine:
 
         ``batch`` is the padded tensors of :meth:`_collate`, or for the ``packed`` path the list of
         token-id lists (with its own token budget). Out-of-memory halves the batch (down to one
-        text) and retries.
+        text) and retries (:func:`plural_kit._batching.length_sorted_batches`).
         """
-        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
-        show = self.progress if progress is None else progress
-        pos = 0
-        with tqdm(total=len(ids), desc=desc, disable=not show, leave=False) as bar:
-            while pos < len(order):
-                budget, limit = self._token_budget(packed)
-                width = int(lengths[order[pos]]) + extra_tokens  # longest first: the first row sets the width
-                size = int(max(1, min(limit, budget // width, len(order) - pos)))
-                idx = order[pos: pos + size]
-                try:
-                    seqs = [ids[i] for i in idx]
-                    out = step(seqs if packed else self._collate(seqs, side), idx)
-                except Exception as err:
-                    if not is_out_of_memory(err) or size == 1:
-                        raise
-                    self._cap = max(1, size // 2)
-                    logger.warning("out of memory with %d texts per batch; retrying with %d", size, self._cap)
-                    if self.device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    continue
-                yield idx, out
-                pos += size
-                bar.update(size)
+        collate = (lambda seqs: seqs) if packed else (lambda seqs: self._collate(seqs, side))
+        return length_sorted_batches(ids, step, collate=collate, budget=lambda: self._token_budget(packed),
+                                     backoff=self._backoff, device=self.device, desc=desc,
+                                     extra_tokens=extra_tokens, progress=self.progress if progress is None else progress)
 
     # ------------------------------------------------------------------ hidden states
     def _foreign_hooks(self, count_dispatch: bool) -> bool:
-        """Whether a forward hook other than this engine's :meth:`hooks` could change or read this
-        model's pass (``count_dispatch``: count accelerate's device-dispatch hooks too).
-        Transformers' own output-recording hooks (installed by ``output_hidden_states=True``,
-        recording only inside such a call) do not count."""
-        from torch.nn.modules import module as torch_module
-
-        if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
-            return True
-        own = self._own_hook_ids
-
-        def foreign(hooks) -> bool:
-            return any(i not in own and getattr(fn, "__module__", "") != "transformers.utils.output_capturing"
-                       for i, fn in hooks.items())
-
-        return any((count_dispatch and hasattr(m, "_hf_hook")) or foreign(m._forward_hooks)
-                   or foreign(m._forward_pre_hooks) for m in self.model.modules())
+        """Whether a hook other than this engine's :meth:`hooks` could change or read this model's
+        pass (see :meth:`plural_kit._hooks.HookRegistry.foreign`)."""
+        return self._hooks.foreign(count_dispatch)
 
     def has_hooks(self) -> bool:
         """Whether any hook that may edit the model's hidden states is registered on it (this
         engine's :meth:`hooks` or another's)."""
-        return bool(self._residual_hooks) or self._foreign_hooks(count_dispatch=False)
+        return bool(self._hooks.active) or self._foreign_hooks(count_dispatch=False)
 
     def _packed_reason(self) -> str | None:
         """Why the packed path cannot reproduce this model now (``None``: it can)."""
@@ -402,6 +370,23 @@ class ForwardEngine:
                              f"so layers outside 0..{n} (0 = embeddings) or -{n + 1}..-1 do not exist")
         return int(layer) % (n + 1)
 
+    def resolve_point(self, layer: Layer, *, hook: bool = False) -> Point:
+        """The point of the residual stream that ``layer`` names: an int ``0..n_layers`` (after
+        block i, before any final norm) or :data:`FINAL_NORM`. The int ``n_layers`` (-1) is
+        :data:`FINAL_NORM` for :meth:`hidden_states` and the last block's output for
+        :meth:`hooks` (``hook=True``); see the module docstring."""
+        if isinstance(layer, str):
+            if layer == FINAL_NORM:
+                return FINAL_NORM
+            m = _POINT_NAME.match(layer)
+            if m is None or int(m.group(1)) >= self.n_layers:
+                raise ValueError(f"unknown point {layer!r}: use an int layer, 'blocks.{{i}}.hook_resid_pre' or "
+                                 f"'blocks.{{i}}.hook_resid_post' with i in 0..{self.n_layers - 1}, "
+                                 f"or {FINAL_NORM!r}")
+            return int(m.group(1)) + (m.group(2) == "post")
+        lay = self.resolve_layer(layer)
+        return FINAL_NORM if lay == self.n_layers and not hook else lay
+
     @staticmethod
     def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
         """(batch, seq, d) -> (batch, d) float32, reading only non-pad tokens (either padding side)."""
@@ -416,31 +401,24 @@ class ForwardEngine:
         pos = ((rank == target.unsqueeze(1)) & (mask == 1)).int().argmax(1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), pos].float()
 
-    @staticmethod
-    def _check_pooling(pooling) -> None:
-        is_int = isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool)
-        if not (is_int or pooling in ("last", "mean")):
-            raise ValueError(f"pooling must be 'last', 'mean' or an int token offset (-1 = last), got {pooling!r}")
-
-    def iter_hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int, pooling: Pooling = "last",
-                           progress: bool | None = None) -> Iterator[tuple[np.ndarray, dict[int, np.ndarray]]]:
+    def iter_hidden_states(self, texts: Sequence[str], layers: Sequence[Layer] | Layer, pooling: Pooling = "last",
+                           progress: bool | None = None) -> Iterator[tuple[np.ndarray, dict[Layer, np.ndarray]]]:
         """Like :meth:`hidden_states`, batch by batch (longest texts first): yields
         ``(indices into texts, {layer: (batch, d) float32})``. Lets callers save partial results."""
         texts = check_texts(texts)
-        self._check_pooling(pooling)
-        layers = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        check_pooling(pooling)
+        layers = [layers] if isinstance(layers, (int, np.integer, str)) else list(layers)
         if not layers:
             raise ValueError("layers is empty")
-        resolved = {lay: self.resolve_layer(lay) for lay in layers}
-        wanted = sorted(set(resolved.values()))
-        deepest = wanted[-1]
-        ids = self.encode(texts)
+        resolved = {lay: self.resolve_point(lay) for lay in layers}
+        wanted = list(dict.fromkeys(resolved.values()))
+        ids = self.tokenize(texts)
         packed = self.packed_decoder()
         if packed is not None:
             def packed_step(seqs, idx):
-                hidden, mask = packed.hidden_states(seqs, wanted, hooks=self._residual_hooks,
+                hidden, mask = packed.hidden_states(seqs, wanted, hooks=self._hooks.active,
                                                     padding_side=self.padding_side)
-                got = {lay: self._pool(h, mask, pooling) for lay, h in hidden.items()}
+                got = {point: self._pool(h, mask, pooling) for point, h in hidden.items()}
                 return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
 
             yield from self._batches(ids, packed_step, self.padding_side, desc="hidden states",
@@ -450,40 +428,29 @@ class ForwardEngine:
         @torch.inference_mode()
         def step(batch, idx):
             mask = batch["attention_mask"]
-            got: dict[int, torch.Tensor] = {}
-            handles = []
+            got: dict[Point, torch.Tensor] = {}
 
-            def capture(layer_idx, hidden):
-                got[layer_idx] = self._pool(hidden, mask, pooling)
-                if layer_idx == deepest:
-                    raise _StopForward
+            def record(point, hidden):
+                got[point] = self._pool(hidden, mask, pooling)
 
-            try:
-                for lay in wanted:
-                    if lay == 0:
-                        handles.append(self.blocks[0].register_forward_pre_hook(
-                            lambda m, args, kwargs: capture(0, args[0] if args else kwargs["hidden_states"]),
-                            with_kwargs=True))
-                    elif lay < self.n_layers:
-                        handles.append(self.blocks[lay - 1].register_forward_hook(
-                            lambda m, args, out, _l=lay: capture(_l, _first(out))))
+            with capture_points(self.blocks, wanted, record):
                 try:
                     out = self.model.base_model(**batch, use_cache=False) if self.is_causal else \
                         self.model.base_model(**batch)
-                    capture(self.n_layers, _first(out))  # only reached when the last layer is wanted
-                except _StopForward:
+                    record(FINAL_NORM, first_tensor(out))  # only reached when the final norm is wanted
+                except StopForward:
                     pass
-            finally:
-                for h in handles:
-                    h.remove()
             return {lay: got[r].cpu().numpy() for lay, r in resolved.items()}
 
-        side = self.padding_side
-        yield from self._batches(ids, step, side, desc="hidden states", progress=progress)
+        yield from self._batches(ids, step, self.padding_side, desc="hidden states", progress=progress)
 
-    def hidden_states(self, texts: Sequence[str], layers: Sequence[int] | int = -2,
-                      pooling: Pooling = "last") -> dict[int, np.ndarray]:
+    def hidden_states(self, texts: Sequence[str], layers: Sequence[Layer] | Layer = -2,
+                      pooling: Pooling = "last") -> dict[Layer, np.ndarray]:
         """Pooled hidden states: ``{layer: (n_texts, d) float32}`` keyed by the layers as given.
+
+        ``layers``: ints (0 = embeddings, i = output of block i, ``n_layers`` or -1 = after the
+        final norm) or point names (``"blocks.{i}.hook_resid_post"``, :data:`FINAL_NORM`; see
+        the module docstring).
 
         ``pooling``: ``"last"`` (last non-pad token), ``"mean"`` (over non-pad tokens), or an
         int token position among the non-pad tokens: negative from the end (-1 = last),
@@ -491,7 +458,7 @@ class ForwardEngine:
         The forward pass stops at the deepest layer asked for.
         """
         texts = check_texts(texts)
-        layers = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
+        layers = [layers] if isinstance(layers, (int, np.integer, str)) else list(layers)
         out = {lay: np.empty((len(texts), self.hidden_size), dtype=np.float32) for lay in layers}
         for idx, res in self.iter_hidden_states(texts, layers, pooling):
             for lay in layers:
@@ -529,7 +496,7 @@ class ForwardEngine:
         self._require_causal("next_token_logprobs")
         texts = check_texts(texts)
         cols = None if token_ids is None else torch.as_tensor(self.token_ids(token_ids), dtype=torch.long)
-        ids = self.encode(texts)
+        ids = self.tokenize(texts)
 
         @torch.inference_mode()
         def step(batch, idx):
@@ -566,7 +533,7 @@ class ForwardEngine:
         for i, c in enumerate(conts):
             if not c or len(c) >= self.max_length:
                 raise ValueError(f"continuations[{i}] has {len(c)} tokens; it needs 1..{self.max_length - 1}")
-        ids = [(p + c)[-self.max_length:] for p, c in zip(self.encode(prompts), conts)]
+        ids = [(p + c)[-self.max_length:] for p, c in zip(self.tokenize(prompts), conts)]
         n_cont = np.array([len(c) for c in conts])
 
         @torch.inference_mode()
@@ -599,7 +566,7 @@ class ForwardEngine:
         prompts = check_texts(prompts, "prompts")
         if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
             raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-        ids = self.encode(prompts)
+        ids = self.tokenize(prompts)
         kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample, pad_token_id=self.pad_token_id,
                       **generate_kwargs)
         if do_sample:
@@ -624,44 +591,17 @@ class ForwardEngine:
 
     # ------------------------------------------------------------------ hooks
     @contextlib.contextmanager
-    def hooks(self, fns: Mapping[int, HookFn]):
+    def hooks(self, fns: Mapping[Layer, HookFn]):
         """Edit the residual stream: ``{layer: fn}`` with ``fn(hidden (batch, seq, d)) -> Tensor | None``.
 
-        ``layer`` indexes like :meth:`hidden_states` (0 = embeddings, i = output of block i);
-        for the last layer the hook sees the block output before any final norm. A returned
-        tensor replaces the hidden state; ``None`` leaves it (e.g. to record it). The hooks
-        apply to every forward pass inside the ``with`` block and are always removed.
+        ``layer`` indexes like :meth:`hidden_states` (0 = embeddings, i = output of block i), but
+        the int ``n_layers`` (-1) is the last block's output *before* the final norm (the point
+        ``"blocks.{n_layers-1}.hook_resid_post"``); to edit after the final norm name
+        :data:`FINAL_NORM`. A returned tensor replaces the hidden state; ``None`` leaves it (e.g.
+        to record it). The hooks apply to every forward pass inside the ``with`` block and are
+        always removed.
         """
-        if not isinstance(fns, Mapping) or not fns:
-            raise ValueError("hooks needs a non-empty {layer: fn} mapping")
-        handles = []
-        residual = []  # the same hooks, for the packed path (which applies them itself)
-        try:
-            for layer, fn in fns.items():
-                if not callable(fn):
-                    raise TypeError(f"hook for layer {layer} is not callable: {fn!r}")
-                lay = self.resolve_layer(layer)
-                if lay == 0:
-                    def pre(module, args, kwargs, _fn=fn):
-                        if args:
-                            new = _fn(args[0])
-                            return None if new is None else ((new, *args[1:]), kwargs)
-                        new = _fn(kwargs["hidden_states"])
-                        return None if new is None else (args, {**kwargs, "hidden_states": new})
-                    handles.append(self.blocks[0].register_forward_pre_hook(pre, with_kwargs=True))
-                else:
-                    def post(module, args, output, _fn=fn):
-                        new = _fn(_first(output))
-                        return None if new is None else _replace_first(output, new)
-                    handles.append(self.blocks[lay - 1].register_forward_hook(post))
-                residual.append((lay, fn))
-            self._own_hook_ids.update(h.id for h in handles)
-            self._residual_hooks.extend(residual)
+        check_hook_fns(fns)
+        points = [(self.resolve_point(layer, hook=True), fn) for layer, fn in fns.items()]
+        with self._hooks.install(points):
             yield self
-        finally:
-            for h in handles:
-                h.remove()
-                self._own_hook_ids.discard(h.id)
-            for item in residual:
-                if item in self._residual_hooks:
-                    self._residual_hooks.remove(item)

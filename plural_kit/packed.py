@@ -20,8 +20,9 @@ in the small element-wise kernels and in padding as in its matrix products:
   the pass falls back to eager with a warning.
 
 Outputs equal the Hugging Face forward up to floating-point rounding (tested on tiny random
-Llama, Mistral and Qwen2 models). Layer indices follow ``output_hidden_states`` (0 =
-embeddings, ``i`` = output of block ``i``, ``n_layers`` = after the final norm).
+Llama, Mistral and Qwen2 models). Points are those of :mod:`plural_kit._hooks`: ints ``0..n_layers``
+(0 = embeddings, ``i`` = output of block ``i``, ``n_layers`` = after the last block, before the
+final norm) and :data:`~plural_kit._hooks.FINAL_NORM` (after the final norm).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from plural_kit._hooks import FINAL_NORM, Point
 from plural_kit.device import is_out_of_memory
 
 __all__ = ["PackedDecoder", "packed_support"]
@@ -182,17 +184,18 @@ class PackedDecoder:
             return self._eager(x, *self.weights[i], *args)
 
     @torch.inference_mode()
-    def hidden_states(self, seqs: Sequence[Sequence[int]], layers: Sequence[int],
-                      hooks: Sequence[tuple[int, Callable]] = (), padding_side: str = "right"
-                      ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Hidden states of ``layers`` (ints in ``0..n_layers``) for token-id sequences (no padding).
+    def hidden_states(self, seqs: Sequence[Sequence[int]], layers: Sequence[Point],
+                      hooks: Sequence[tuple[Point, Callable]] = (), padding_side: str = "right"
+                      ) -> tuple[dict[Point, torch.Tensor], torch.Tensor]:
+        """Hidden states at the points ``layers`` (ints in ``0..n_layers``, ``n_layers`` before the
+        final norm, or :data:`~plural_kit._hooks.FINAL_NORM`) for token-id sequences (no padding).
 
-        ``hooks``: ``(layer, fn)`` edits of the residual stream as in
+        ``hooks``: ``(point, fn)`` edits of the residual stream as in
         :meth:`~plural_kit.engine.ForwardEngine.hooks`, applied in order; ``fn`` sees the same
         padded ``(batch, seq, d)`` layout as the output and may return a new tensor or edit it in
-        place; at ``n_layers`` it acts before the final norm. Returns ``({layer: (batch, seq, d)}
-        in the model's dtype, zeros at the padding on ``padding_side``}, attention mask
-        (batch, seq))`` on the model's device; stops after the deepest layer asked for.
+        place. Returns ``({point: (batch, seq, d)} in the model's dtype, zeros at the padding on
+        ``padding_side``}, attention mask (batch, seq))`` on the model's device; stops after the
+        deepest point asked for.
         """
         device = self.base.embed_tokens.weight.device
         lens = torch.tensor([len(s) for s in seqs], device=device)
@@ -226,13 +229,15 @@ class PackedDecoder:
         half = sin.shape[-1] // 2
         sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         cos, sin = cos[0].unsqueeze(1).to(x.dtype), sin[0].unsqueeze(1).to(x.dtype)  # (tokens, 1, head_dim)
-        wanted, deepest = set(layers), max(layers)
+        wanted = set(layers)
+        deepest = self.n_layers if FINAL_NORM in wanted else max(wanted)
         x = edit(0, x)
         out = {0: padded(x)} if 0 in wanted else {}
-        for i in range(min(deepest, self.n_layers)):
+        for i in range(deepest):
             x = edit(i + 1, self._run_block(i, x, cos, sin, slot, n_texts, width))
-            if i + 1 in wanted and i + 1 < self.n_layers:
+            if i + 1 in wanted:
                 out[i + 1] = padded(x)
-        if deepest == self.n_layers:
-            out[self.n_layers] = padded(self.base.norm(x))
+        if FINAL_NORM in wanted:
+            # .forward: the engine's own hook on the norm is applied by edit(), not twice
+            out[FINAL_NORM] = padded(edit(FINAL_NORM, self.base.norm.forward(x)))
         return out, mask.view(n_texts, width)

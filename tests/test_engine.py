@@ -5,13 +5,15 @@ tokenizer; the ``slow`` ones load the real bundled SmolLM2.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
-
-from plural_kit.engine import ForwardEngine, decoder_blocks
 from tiny_models import TEXTS, tiny_causal_lm
 from tiny_models import tiny_bert as tiny_bert_model
+
+from plural_kit.engine import ForwardEngine, decoder_blocks
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +180,13 @@ def test_out_of_memory_halves_the_batch(tiny_llama, tokenizer):
         got = eng.hidden_states(TEXTS, [2])[2]
     finally:
         h.remove()
-    assert eng._cap == 1 or eng._cap == 2
+    assert eng._backoff.cap in (1, 2)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_truncation_keeps_the_end_for_causal_models(tiny_llama, tokenizer):
     eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", max_length=4, progress=False)
-    ids = eng.encode([TEXTS[0]])[0]
+    ids = eng.tokenize([TEXTS[0]])[0]
     assert ids == tokenizer(TEXTS[0])["input_ids"][-4:]
 
 
@@ -231,9 +233,9 @@ def test_smollm_bf16_matches_fp32_and_chat_template(smollm):
     prompt = eng.apply_chat_template(["What is the capital of France?"], system="Answer briefly.")[0]
     assert prompt.startswith("<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\n")
     assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
-    assert eng.encode([prompt])[0][0] == tok.convert_tokens_to_ids("<|im_start|>")  # BOS not doubled
+    assert eng.tokenize([prompt])[0][0] == tok.convert_tokens_to_ids("<|im_start|>")  # BOS not doubled
     with pytest.raises(ValueError, match="empty after tokenisation"):
-        eng.encode(["fine", ""])
+        eng.tokenize(["fine", ""])
     default = eng.apply_chat_template(["What is the capital of France?"])[0]
     assert default.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
     assert "Paris" in eng.generate([default], max_new_tokens=12)[0]
@@ -262,7 +264,170 @@ def test_roberta_positions_are_the_models_own(tokenizer, side):
 def test_hooks_replace_the_first_field_of_a_model_output():
     from transformers.modeling_outputs import BaseModelOutput
 
-    from plural_kit.engine import _replace_first
+    from plural_kit._hooks import replace_first_tensor as _replace_first
 
     out = _replace_first(BaseModelOutput(last_hidden_state=torch.zeros(1, 2, 3)), torch.ones(1, 2, 3))
     assert torch.equal(out.last_hidden_state, torch.ones(1, 2, 3))
+
+
+def test_replace_first_tensor_handles_each_output_kind():
+    from plural_kit._hooks import replace_first_tensor
+
+    h, new = torch.zeros(1, 2, 3), torch.ones(1, 2, 3)
+    assert replace_first_tensor(h, new) is new
+    out = replace_first_tensor((h, "cache"), new)
+    assert out[0] is new and out[1] == "cache"
+    assert replace_first_tensor([h, 1], new)[0] is new
+
+
+# ---------------------------------------------------------------- points: before and after the final norm
+@pytest.mark.parametrize("packed", [False, "auto"])
+def test_named_points_tell_the_last_block_from_the_final_norm(tiny_llama, tokenizer, packed):
+    from plural_kit.engine import FINAL_NORM
+
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False, packed=packed)
+    assert (eng.packed_decoder() is not None) == (packed == "auto")
+    n = eng.n_layers
+    last_block = f"blocks.{n - 1}.hook_resid_post"
+    got = eng.hidden_states(TEXTS, [n, -1, FINAL_NORM, last_block, "blocks.0.hook_resid_pre", "blocks.0.hook_resid_post"])
+    want_final = np.stack([reference(tiny_llama, tokenizer, t, n)[-1] for t in TEXTS])  # HF: after the norm
+    for key in (n, -1, FINAL_NORM):
+        np.testing.assert_allclose(got[key], want_final, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["blocks.0.hook_resid_pre"], eng.hidden_states(TEXTS, [0])[0])
+    np.testing.assert_allclose(got["blocks.0.hook_resid_post"], eng.hidden_states(TEXTS, [1])[1], rtol=1e-5, atol=1e-6)
+    # the last block's output before the norm: what hooks({n: fn}) sees
+    seen, normed = [], []
+    with eng.hooks({n: lambda h: seen.append(h[:, -1].float().clone()) or None,
+                    FINAL_NORM: lambda h: normed.append(h[:, -1].float().clone()) or None}):
+        eng.next_token_logprobs([TEXTS[1]])  # one text, no padding: position -1 is its last token
+    np.testing.assert_allclose(seen[0][0].numpy(), eng.hidden_states([TEXTS[1]], [last_block])[last_block][0],
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(normed[0][0].numpy(), got[FINAL_NORM][1], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(got[last_block], got[FINAL_NORM], atol=1e-3)
+
+
+@pytest.mark.parametrize("packed", [False, "auto"])
+def test_hook_after_the_final_norm_edits_what_the_head_reads(tiny_llama, tokenizer, packed):
+    from plural_kit.engine import FINAL_NORM
+
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False, packed=packed)
+    n = eng.n_layers
+    with eng.hooks({FINAL_NORM: lambda h: torch.zeros_like(h)}):
+        lp = eng.next_token_logprobs(TEXTS[:2])
+        final = eng.hidden_states(TEXTS[:2], [FINAL_NORM, n - 1])
+    np.testing.assert_allclose(lp, -np.log(tiny_llama.config.vocab_size), rtol=1e-5)  # zero logits: uniform
+    assert np.all(final[FINAL_NORM] == 0)
+    np.testing.assert_allclose(final[n - 1], eng.hidden_states(TEXTS[:2], [n - 1])[n - 1])  # upstream untouched
+    # the same edit before the norm: equivalent int and name
+    with eng.hooks({n: lambda h: h * 2.0}):
+        by_int = eng.hidden_states(TEXTS[:2], [f"blocks.{n - 1}.hook_resid_post"])
+    with eng.hooks({f"blocks.{n - 1}.hook_resid_post": lambda h: h * 2.0}):
+        by_name = eng.hidden_states(TEXTS[:2], [f"blocks.{n - 1}.hook_resid_post"])
+    key = f"blocks.{n - 1}.hook_resid_post"
+    np.testing.assert_allclose(by_int[key], by_name[key])
+    np.testing.assert_allclose(by_int[key], 2 * eng.hidden_states(TEXTS[:2], [key])[key], rtol=1e-5)
+
+
+def test_bad_points_are_named(tiny_llama, tiny_bert, tokenizer):
+    from plural_kit.engine import FINAL_NORM
+
+    eng = ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False)
+    with pytest.raises(ValueError, match="unknown point 'blocks.3.hook_resid_post'.*0..2"):
+        eng.hidden_states(["ok"], ["blocks.3.hook_resid_post"])
+    with pytest.raises(ValueError, match="unknown point 'resid_post'"), eng.hooks({"resid_post": lambda h: None}):
+        pass
+    with pytest.raises(TypeError, match="not callable"), eng.hooks({1: "not a function"}):
+        pass
+    bert = ForwardEngine(tiny_bert, tokenizer, device="cpu", dtype="float32", progress=False)
+    with pytest.raises(ValueError, match="no final norm.*layer 3"), bert.hooks({FINAL_NORM: lambda h: None}):
+        pass
+    np.testing.assert_allclose(bert.hidden_states(TEXTS[:2], [FINAL_NORM])[FINAL_NORM],
+                               bert.hidden_states(TEXTS[:2], ["blocks.2.hook_resid_post"])["blocks.2.hook_resid_post"])
+
+
+# ---------------------------------------------------------------- batching helpers
+def test_length_sorted_batches_halve_on_out_of_memory():
+    from plural_kit._batching import (
+        OutOfMemoryBackoff,
+        length_sorted_batches,
+        token_budget,
+    )
+
+    ids = [[1] * n for n in (3, 9, 1, 5, 7, 2)]
+    sizes = []
+
+    def step(seqs, idx):
+        if len(seqs) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        sizes.append(len(seqs))
+        return [len(s) for s in seqs]
+
+    backoff = OutOfMemoryBackoff()
+    out = list(length_sorted_batches(ids, step, collate=list, budget=lambda: (100, 6), backoff=backoff,
+                                     device=torch.device("cpu")))
+    assert backoff.cap == 1 or backoff.cap == 2
+    assert sizes and max(sizes) <= 2 and sum(sizes) == len(ids)
+    order = np.concatenate([idx for idx, _ in out])
+    assert sorted(order) == list(range(len(ids)))
+    lengths = [n for _, res in out for n in res]
+    assert lengths == sorted(lengths, reverse=True)  # longest first
+    # the token budget bounds padded tokens: width 9 with a budget of 10 tokens gives one text
+    first = next(iter(length_sorted_batches(ids, lambda s, i: s, collate=list, budget=lambda: (10, 6),
+                                            backoff=OutOfMemoryBackoff(), device=torch.device("cpu"))))
+    assert len(first[0]) == 1
+    with pytest.raises(ValueError, match="boom"):  # other errors are raised, not retried
+        list(length_sorted_batches(ids, lambda s, i: (_ for _ in ()).throw(ValueError("boom")), collate=list,
+                                   budget=lambda: (100, 6), backoff=OutOfMemoryBackoff(), device=torch.device("cpu")))
+    assert token_budget(5, torch.device("cpu"), torch.float32, 32, 64) == (float("inf"), 5)
+    assert token_budget("auto", torch.device("cpu"), torch.float32, 32, 64, packed=True) == (2048, 128)
+
+
+# ---------------------------------------------------------------- the engine contract
+class FakeEngine:
+    """The smallest object that satisfies :class:`plural_kit.engine.Engine`: a tokenizer and
+    fixed next-token log-probs (option "A" always most likely)."""
+
+    n_layers, hidden_size = 2, 4
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def resolve_layer(self, layer):
+        return layer % (self.n_layers + 1)
+
+    def apply_chat_template(self, prompts, system=None, add_generation_prompt=True):
+        return [f"<user>{p}</user>\n" for p in prompts]
+
+    def hidden_states(self, texts, layers=-2, pooling="last"):
+        return {layers: np.zeros((len(texts), self.hidden_size), np.float32)}
+
+    def next_token_logprobs(self, texts, token_ids=None):
+        a = self.tokenizer.encode("A", add_special_tokens=False)[0]
+        return np.array([[-0.1 if t == a else -3.0 for t in token_ids]] * len(texts), dtype=np.float32)
+
+    def continuation_logprobs(self, prompts, continuations):
+        return np.zeros(len(prompts), np.float32)
+
+    def generate(self, prompts, max_new_tokens=64, do_sample=False, **kwargs):
+        return [""] * len(prompts)
+
+    def hooks(self, fns):
+        return contextlib.nullcontext(self)
+
+
+def test_forward_engine_and_a_fake_satisfy_the_engine_contract(tiny_llama, tokenizer):
+    from plural_kit.audit import MultipleChoiceItem, PromptDesign, answer_distributions
+    from plural_kit.engine import Engine
+
+    assert isinstance(ForwardEngine(tiny_llama, tokenizer, device="cpu", dtype="float32", progress=False), Engine)
+    fake = FakeEngine(tokenizer)
+    assert isinstance(fake, Engine)
+    NoHooks = type("NoHooks", (), {k: v for k, v in vars(FakeEngine).items() if k != "hooks"})
+    assert not isinstance(NoHooks(tokenizer), Engine)  # a missing method breaks the contract
+    items = [MultipleChoiceItem("q", "Is it?", ("yes", "no", "maybe"))]
+    res = answer_distributions(fake, items, PromptDesign(order="reversed"))
+    assert res.prompts[0].startswith("<user>") and res.prompts[0].endswith("\n")
+    w = np.exp([-0.1, -3.0, -3.0])
+    np.testing.assert_allclose(res.position_probs[0], w / w.sum(), rtol=1e-5)  # "A" is shown first ...
+    np.testing.assert_allclose(res.probs[0], (w / w.sum())[::-1], rtol=1e-5)  # ... and is the last option
+    assert res.on_option_mass[0] == pytest.approx(w.sum(), rel=1e-5)

@@ -65,7 +65,7 @@ def test_engine_hooks_run_inside_the_packed_path(model, tokenizer):
     with plain.hooks(fns):
         assert fast.packed_decoder() is None  # another engine's hooks on the same model do
         assert_same(hooked, plain.hidden_states(TEXTS, LAYERS))
-    assert not fast._residual_hooks and not fast._own_hook_ids
+    assert not fast._hooks.active and not fast._hooks.own_ids
     assert not np.allclose(hooked[2], fast.hidden_states(TEXTS, [2])[2])
 
 
