@@ -9,6 +9,10 @@ function                       what it estimates
 :func:`difference_ci`          ``statistic(a) - statistic(b)`` for two independent samples
 :func:`wilson_interval`        a proportion ``k / n`` (Wilson score interval, statsmodels)
 :func:`permutation_test`       p-value of ``statistic(a) - statistic(b)`` under exchangeability
+:func:`stratified_bootstrap`   any statistic of several samples, each resampled within its strata
+                               (items within foundations, raters within countries) in the same
+                               rounds; :func:`bootstrap_replicates` gives the replicates and
+                               :func:`percentile_interval` turns replicates into an interval
 =============================  =================================================================
 
 Every interval is an :class:`Interval` ``(estimate, ci_low, ci_high, confidence)``. Bootstrap
@@ -27,7 +31,8 @@ import numpy as np
 from scipy import stats as _st
 from statsmodels.stats.proportion import proportion_confint
 
-__all__ = ["Interval", "bootstrap_ci", "difference_ci", "paired_difference", "permutation_test",
+__all__ = ["Interval", "bootstrap_ci", "bootstrap_indices", "bootstrap_replicates", "difference_ci",
+           "paired_difference", "percentile_interval", "permutation_test", "stratified_bootstrap",
            "wilson_interval"]
 
 
@@ -148,3 +153,75 @@ def permutation_test(a, b, statistic: Callable[[np.ndarray], float] = np.mean, *
                                n_resamples=int(n_resamples), vectorized=False,
                                rng=np.random.default_rng(seed))
     return float(res.pvalue)
+
+
+# -- resampling within strata ---------------------------------------------------------------------
+
+def bootstrap_indices(strata, *, n_boot: int = 1000, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """Row indices of ``n_boot`` resamples, shape (n_boot, n), drawn with replacement within strata.
+
+    ``strata``: the stratum label of each row, shape (n,), or an int ``n`` (one stratum). Slot ``j``
+    of every resample holds a row of the same stratum as row ``j``, so ``x[idx]`` keeps the layout
+    of ``x`` (a mask of a stratum selects the same slots before and after resampling).
+    """
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be a positive number of resamples; got {n_boot!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    labels = np.zeros(int(strata), dtype=int) if np.ndim(strata) == 0 else np.asarray(strata)
+    if labels.ndim != 1 or labels.shape[0] == 0:
+        raise ValueError(f"strata must be one label per row (n,) with n >= 1, or n; got shape {labels.shape}")
+    idx = np.empty((int(n_boot), labels.shape[0]), dtype=np.int64)
+    for g in dict.fromkeys(labels.tolist()):
+        members = np.flatnonzero(labels == g)
+        idx[:, members] = members[rng.integers(0, len(members), size=(int(n_boot), len(members)))]
+    return idx
+
+
+def bootstrap_replicates(strata, statistic: Callable[..., float | np.ndarray], *, n_boot: int = 1000,
+                         seed: int = 0) -> tuple[float | np.ndarray, np.ndarray]:
+    """``(estimate, replicates)`` of ``statistic`` over samples resampled within their strata.
+
+    ``strata``: one sample's row labels (n,) (or its size n), or a tuple of them, one per sample
+    (e.g. ``(item_groups, rater_countries)``); the samples are resampled independently, in the
+    same rounds. ``statistic(*idx)`` gets one index array per sample (n_i,) and returns a float or
+    an array; the estimate is its value at the identity indices. ``replicates``: (n_boot, ...).
+    """
+    strata = strata if isinstance(strata, tuple) else (strata,)
+    rng = np.random.default_rng(seed)
+    draws = [bootstrap_indices(s, n_boot=n_boot, seed=rng) for s in strata]
+    estimate = statistic(*(np.arange(d.shape[1]) for d in draws))
+    replicates = np.array([statistic(*(d[b] for d in draws)) for b in range(int(n_boot))], dtype=np.float64)
+    return (float(estimate) if np.ndim(estimate) == 0 else np.asarray(estimate, dtype=np.float64)), replicates
+
+
+def percentile_interval(estimate: float, replicates, *, confidence: float = 0.95) -> Interval:
+    """Percentile interval of bootstrap ``replicates`` (n_boot,) around ``estimate``.
+
+    Non-finite replicates (a resample where the statistic is undefined) are dropped; the interval
+    is widened to reach the estimate (see the module docstring); no finite replicate gives ``nan``.
+    """
+    confidence = _check_confidence(confidence)
+    reps = np.asarray(replicates, dtype=np.float64).ravel()
+    reps = reps[np.isfinite(reps)]
+    estimate = float(estimate)
+    if reps.size == 0:
+        return Interval(estimate, float("nan"), float("nan"), confidence)
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(reps, [tail, 100.0 - tail])
+    return Interval(estimate, float(min(low, estimate)), float(max(high, estimate)), confidence)
+
+
+def stratified_bootstrap(strata, statistic: Callable[..., float], *, confidence: float = 0.95,
+                         n_boot: int = 1000, seed: int = 0) -> Interval:
+    """Percentile interval of a scalar ``statistic(*idx)`` over samples resampled within strata.
+
+    Same arguments as :func:`bootstrap_replicates`, e.g. the gap between the nearest country and
+    the runner-up with items resampled within foundations and raters within countries::
+
+        stratified_bootstrap((item_group, rater_country), lambda i, r: gap(x[i], scores[r]))
+    """
+    confidence = _check_confidence(confidence)
+    estimate, reps = bootstrap_replicates(strata, statistic, n_boot=n_boot, seed=seed)
+    if np.ndim(estimate) != 0:
+        raise ValueError("stratified_bootstrap needs a scalar statistic; use bootstrap_replicates for arrays")
+    return percentile_interval(estimate, reps, confidence=confidence)

@@ -21,6 +21,7 @@ from plural_kit.audit import (
 )
 from plural_kit.audit.robustness import _share_gap
 from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
+from plural_kit.stats import Interval
 from plural_kit.data import FOUNDATIONS, load_mfq2_items
 from tests.test_audit_mfq import FirstOption, Reader
 from tests.test_audit_robustness import ContentScorer, PositionScorer, make_items
@@ -107,9 +108,9 @@ def test_steering_claims():
 
 def test_stereotype_claim():
     table = pd.DataFrame({"sim_in": [0.9, 0.8, 0.85], "sim_out": [0.5, 0.6, 0.55]})
-    c = StereotypeResult(table.assign(diff=table.sim_in - table.sim_out), (0.3, 0.2, 0.4), "in_region", 0.9).claim()
+    c = StereotypeResult(table.assign(diff=table.sim_in - table.sim_out), Interval(0.3, 0.2, 0.4), "in_region", 0.9).claim()
     assert c.outcome == HOLDS
-    c = StereotypeResult(table, (-0.02, -0.1, 0.07), "neither", 0.7).claim()
+    c = StereotypeResult(table, Interval(-0.02, -0.1, 0.07), "neither", 0.7).claim()
     assert c.outcome == NOT_DISTINGUISHABLE
 
 
@@ -156,7 +157,7 @@ def robustness(scorer, n_items=8, reference=None):
     ref = reference if reference is not None else pd.DataFrame(
         {"care": [2.9, 3.1, 3.0, 2.95, 3.05, 3.0], "purity": [2.9, 3.05, 3.1, 3.0, 2.95, 3.0]},
         index=["U", "V", "W", "X", "Y", "Z"])
-    return robustness_audit(scorer, make_items(n_items), designs, reference=ref, n_permutations=49)
+    return robustness_audit(scorer, make_items(n_items), designs, reference=ref, n_resamples=49)
 
 
 def test_robustness_claims_for_a_position_picker():

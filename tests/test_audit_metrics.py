@@ -6,7 +6,6 @@ import pytest
 
 from plural_kit.audit.metrics import (
     AuditInputError,
-    bootstrap_ci,
     check_distribution,
     expected_value,
     normalized_entropy,
@@ -92,20 +91,6 @@ def test_check_distribution_tolerance():
     assert check_distribution([0.3333333, 0.3333333, 0.3333334]).sum() == pytest.approx(1)
     with pytest.raises(AuditInputError, match="renormalise"):
         check_distribution([0.3, 0.3, 0.3])
-
-
-def test_bootstrap_ci():
-    est, low, high = bootstrap_ci(np.arange(20.0), seed=0)
-    assert est == pytest.approx(9.5)
-    assert low < est < high
-    assert (low, high) == bootstrap_ci(np.arange(20.0), seed=0)[1:]  # seeded
-    one = bootstrap_ci([3.0])
-    assert one.estimate == 3.0 and math.isnan(one.low)
-    assert tuple(bootstrap_ci([2.0, 2.0, 2.0])) == (2.0, 2.0, 2.0)
-    with pytest.raises(AuditInputError, match="no values"):
-        bootstrap_ci([])
-    with pytest.raises(AuditInputError, match="NaN"):
-        bootstrap_ci([1.0, np.nan])
 
 
 def test_similarity_of_near_identical_distributions_is_one_not_nan():

@@ -104,7 +104,7 @@ def test_nearest_country_is_the_one_whose_means_we_copy(distributions):
     cmp = compare_with_countries(target, distributions, n_boot=200)
     assert cmp.nearest(1) == ["Japan"]
     row = cmp.table.loc["Japan"]
-    assert row["distance"] == pytest.approx(0.0, abs=1e-9) and row["low"] >= 0 and row["rank"] == 1
+    assert row["distance"] == pytest.approx(0.0, abs=1e-9) and row["ci_low"] >= 0 and row["rank"] == 1
     assert cmp.table["p_nearest"].sum() == pytest.approx(1.0)
     assert set(cmp.by_foundation.columns) >= {"human_mean", "model", "z", "model_percentile"}
     with pytest.raises(AuditInputError, match="foundations"):
@@ -218,6 +218,6 @@ def test_global_opinion_similarity_by_country():
 
     probs = opinion_distributions(CopyX(), items)
     np.testing.assert_allclose(probs["1"], [0.6, 0.3, 0.1])
-    table = country_similarity(probs, tidy, n_boot=100)
+    table = country_similarity(probs, tidy, n_boot=100).to_frame()
     assert table.index[0] == "Xland" and table.loc["Xland", "similarity"] == pytest.approx(1.0)
     assert table.loc["Yland", "similarity"] < 0.6 and table.loc["Xland", "n_questions"] == 2

@@ -13,8 +13,8 @@ from plural_kit.audit import (
     answer_distributions,
     build_prompt,
     design_variants,
+    factor_permutation_test,
     option_permutation,
-    permutation_test,
     robustness_audit,
 )
 
@@ -155,7 +155,7 @@ def test_position_scorer_is_all_design():
     designs = design_variants(PromptDesign(), n_random_orders=1, labels=("letters",), responses=("label",),
                               chat_template=(True, False))
     ref = pd.DataFrame({"care": [2.0, 4.0], "purity": [3.0, 3.5]}, index=["X", "Y"])
-    res = robustness_audit(PositionScorer(0), items, designs, reference=ref, n_permutations=199)
+    res = robustness_audit(PositionScorer(0), items, designs, reference=ref, n_resamples=199)
     # first position = option 0 (rating 1) in the original order, option 4 (rating 5) reversed
     assert res.scores.loc["original|letters|label|chat|default"].tolist() == [1.0, 1.0]
     assert res.scores.loc["reversed|letters|label|chat|default"].tolist() == [5.0, 5.0]
@@ -173,20 +173,20 @@ def test_position_scorer_is_all_design():
 def test_content_scorer_is_all_item():
     items = make_items(12)
     designs = design_variants(PromptDesign(), n_random_orders=2, responses=("label",))
-    res = robustness_audit(ContentScorer(), items, designs, n_permutations=199)
+    res = robustness_audit(ContentScorer(), items, designs, n_resamples=199)
     np.testing.assert_allclose(res.spread["variant_range"], 0.0, atol=1e-12)
     assert res.order_correlation == pytest.approx(1.0)
     assert res.design_share() < 1e-6
     assert (res.permutation["p_value"] > 0.5).all()
 
 
-def test_permutation_test_detects_and_ignores():
+def test_factor_permutation_test_detects_and_ignores():
     rng = np.random.default_rng(0)
     items = np.repeat(np.arange(30), 2)
     factor = np.tile(["a", "b"], 30)
     noise = rng.normal(size=60)
     df = pd.DataFrame({"item": items, "f": factor, "expected": noise})
-    _, p_null = permutation_test(df, "f", strata=["item"], n_permutations=499)
+    _, p_null = factor_permutation_test(df, "f", strata=["item"], n_resamples=499)
     df["expected"] = noise + (factor == "b") * 1.0
-    _, p_effect = permutation_test(df, "f", strata=["item"], n_permutations=499)
+    _, p_effect = factor_permutation_test(df, "f", strata=["item"], n_resamples=499)
     assert p_effect < 0.01 < p_null

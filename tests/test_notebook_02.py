@@ -65,7 +65,7 @@ def test_what_survives_follows_the_signal_check(metrics):
 def test_signal_check_and_profile(metrics):
     sc = metrics["signal_check"]
     assert isinstance(sc["passed"], bool)
-    assert -4 <= sc["difference"][0] <= 4 and 0 <= sc["share_correct"] <= 1 and 0 <= sc["position_0"] <= 1
+    assert -4 <= sc["difference"]["estimate"] <= 4 and 0 <= sc["share_correct"] <= 1 and 0 <= sc["position_0"] <= 1
     mfq = metrics["mfq"]
     assert mfq["n_items"] == 6
     prof = mfq["profile"]

@@ -59,3 +59,52 @@ def test_permutation_test_separates_shifted_from_equal_samples():
     assert stats.permutation_test(rng.normal(0, 1, 40), rng.normal(0, 1, 40), n_resamples=999) > 0.01
     same = rng.normal(0, 1, 30)
     assert stats.permutation_test(same + 1, same, paired=True, n_resamples=999) < 0.01
+
+
+def test_bootstrap_indices_stay_within_their_stratum_and_are_seeded():
+    strata = np.array(["a", "b", "a", "c", "b", "a"])
+    idx = stats.bootstrap_indices(strata, n_boot=200, seed=1)
+    assert idx.shape == (200, 6)
+    assert (strata[idx] == strata[None, :]).all()            # slot j always holds a row of j's stratum
+    assert (idx[:, 3] == 3).all()                             # a stratum of one row never changes
+    assert len(np.unique(idx[:, 0])) == 3                     # ... while a stratum of three is resampled
+    np.testing.assert_array_equal(idx, stats.bootstrap_indices(strata, n_boot=200, seed=1))
+    assert stats.bootstrap_indices(4, n_boot=5, seed=0).max() <= 3
+    with pytest.raises(ValueError, match="n_boot"):
+        stats.bootstrap_indices(strata, n_boot=0)
+
+
+def test_stratified_bootstrap_matches_the_spread_of_a_group_mean():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, 100), rng.normal(10, 1, 100)])
+    groups = np.repeat([0, 1], 100)
+    # the mean of the two group means: resampling within groups keeps each group's weight fixed
+    iv = stats.stratified_bootstrap(groups, lambda i: x[i][groups == 0].mean() + x[i][groups == 1].mean(),
+                                    n_boot=500, seed=0)
+    se = np.sqrt(2 / 100)
+    assert iv.estimate == pytest.approx(x[:100].mean() + x[100:].mean())
+    assert iv.ci_high - iv.ci_low == pytest.approx(2 * 1.96 * se, rel=0.25)
+    assert iv == stats.stratified_bootstrap(groups, lambda i: x[i][groups == 0].mean() + x[i][groups == 1].mean(),
+                                            n_boot=500, seed=0)
+    with pytest.raises(ValueError, match="scalar"):
+        stats.stratified_bootstrap(groups, lambda i: x[i][:2], n_boot=10)
+
+
+def test_bootstrap_replicates_resample_several_samples_in_the_same_rounds():
+    a, b = np.arange(5.0), np.arange(7.0)
+    est, reps = stats.bootstrap_replicates((5, 7), lambda i, j: np.array([a[i].mean(), b[j].mean()]),
+                                           n_boot=300, seed=2)
+    np.testing.assert_allclose(est, [2.0, 3.0])
+    assert reps.shape == (300, 2)
+    assert abs(np.corrcoef(reps.T)[0, 1]) < 0.2               # independent samples
+    assert reps[:, 0].std() > 0 and reps[:, 1].std() > 0
+
+
+def test_percentile_interval_widens_to_the_estimate_and_drops_undefined_rounds():
+    reps = np.r_[np.linspace(1.0, 2.0, 101), np.nan]
+    iv = stats.percentile_interval(1.5, reps, confidence=0.9)
+    assert iv.ci_low == pytest.approx(1.05) and iv.ci_high == pytest.approx(1.95) and iv.confidence == 0.9
+    assert stats.percentile_interval(0.0, reps).ci_low == 0.0  # a biased statistic: reach the estimate
+    assert np.isnan(stats.percentile_interval(1.0, [np.nan]).ci_low)
+    with pytest.raises(ValueError, match="confidence"):
+        stats.percentile_interval(1.0, reps, confidence=95)

@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 from plural_kit.audit.metrics import AuditInputError
+from plural_kit.engine import Engine
+from plural_kit.results import Result, Summary, frame_summary
+from plural_kit.scoring import LabelTokenError, option_probs, resolve_label_tokens
 
 __all__ = [
     "AnswerDistributions",
@@ -170,68 +173,24 @@ class AnswerScorer:
         raise NotImplementedError
 
 
-def resolve_label_tokens(tokenizer, prompt: str, labels: Sequence[str]) -> tuple[str, list[int]]:
-    """``(prompt_used, token_ids)`` such that each label is one next token after ``prompt_used``.
-
-    Tries, in order: the labels as they would follow the prompt (no leading space after
-    whitespace or a newline, a leading space otherwise); the prompt with a trailing space and
-    bare labels (tokenizers that split `` 1`` into space + digit); bare labels. A strategy is
-    accepted when, for every label, ``tokenize(prompt_used + label)`` equals
-    ``tokenize(prompt_used)`` plus exactly one token.
-    """
-    def enc(s: str) -> list[int]:
-        return tokenizer.encode(s, add_special_tokens=False)
-
-    lead = "" if prompt[-1:].isspace() or not prompt else " "
-    strategies = [(prompt, lead)]
-    if lead:
-        strategies += [(prompt + " ", ""), (prompt, "")]
-    for base, sep in strategies:
-        base_ids = enc(base)
-        ids = []
-        for lab in labels:
-            full = enc(base + sep + lab)
-            if len(full) != len(base_ids) + 1 or full[:-1] != base_ids:
-                break
-            ids.append(full[-1])
-        else:
-            if len(set(ids)) == len(ids):
-                return base, ids
-    raise AuditInputError(
-        f"the labels {list(labels)} are not single next tokens after the prompt ending {prompt[-40:]!r} "
-        "for this tokenizer; use another label style"
-    )
-
-
 class LogprobScorer(AnswerScorer):
-    """The real scorer: next-token log-probabilities of the label tokens from a
-    :class:`plural_kit.engine.ForwardEngine` (batched by the engine, CPU or GPU)."""
+    """The real scorer: next-token log-probabilities of the label tokens, resolved against each
+    prompt, from any :class:`plural_kit.engine.Engine` (:func:`plural_kit.scoring.option_probs`)."""
 
-    def __init__(self, engine):
+    def __init__(self, engine: Engine):
         for attr in ("next_token_logprobs", "apply_chat_template", "tokenizer"):
             if not hasattr(engine, attr):
-                raise TypeError(f"engine must be a ForwardEngine-like object with .{attr}")
+                raise TypeError(f"engine must be an Engine (e.g. a ForwardEngine) with .{attr}")
         self.engine = engine
 
     def apply_chat_template(self, prompts, system=None):
         return self.engine.apply_chat_template(list(prompts), system=system, add_generation_prompt=True)
 
     def score(self, prompts, labels):
-        n = len(prompts)
-        resolved = [resolve_label_tokens(self.engine.tokenizer, p, lab) for p, lab in zip(prompts, labels)]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (_, ids) in enumerate(resolved):
-            groups.setdefault(tuple(ids), []).append(i)
-        k = len(labels[0]) if n else 0
-        if any(len(lab) != k for lab in labels):
-            raise AuditInputError("all items scored together must have the same number of options")
-        logp = np.empty((n, k), dtype=np.float64)
-        for ids, rows in groups.items():
-            texts = [resolved[i][0] for i in rows]
-            logp[rows] = np.asarray(self.engine.next_token_logprobs(texts, token_ids=list(ids)), dtype=np.float64)
-        p = np.exp(logp)
-        mass = p.sum(axis=1)
-        return p / mass[:, None], mass
+        try:
+            return option_probs(self.engine, list(prompts), [list(lab) for lab in labels])
+        except LabelTokenError as err:
+            raise AuditInputError(str(err)) from err
 
 
 def _as_scorer(model) -> AnswerScorer:
@@ -263,8 +222,8 @@ def build_prompt(item: MultipleChoiceItem, design: PromptDesign, scorer: AnswerS
     return text, display, labels
 
 
-@dataclass
-class AnswerDistributions:
+@dataclass(repr=False)
+class AnswerDistributions(Result):
     """Answer distributions of ``n`` items with ``K`` options under one design.
 
     ``probs``: (n, K), original option order, rows sum to one; ``position_probs``: (n, K), the
@@ -300,21 +259,24 @@ class AnswerDistributions:
         df["design"] = self.design.name
         return df
 
-    def summary(self) -> str:
-        """Mean on-option mass, mean probability by position and how often each position wins."""
+    def summary(self) -> Summary:
+        """Mean probability by displayed position, how often each position wins, on-option mass."""
         k = self.probs.shape[1]
         wins = np.bincount(self.position_probs.argmax(axis=1), minlength=k) / len(self.items)
-        return "\n".join([
-            f"Answer distributions: {len(self.items)} items x {k} options, design {self.design.name}",
-            f"  mean on-option mass: {self.on_option_mass.mean():.3f} (min {self.on_option_mass.min():.3f})",
-            "  mean probability by position: " + " ".join(f"{x:.3f}" for x in self.position_probs.mean(axis=0)),
-            "  share of items whose top answer is at position: " + " ".join(f"{x:.2f}" for x in wins),
-        ])
+        table = pd.DataFrame({"mean probability": self.position_probs.mean(axis=0), "share of top answers": wins},
+                             index=pd.Index(range(k), name="position"))
+        return frame_summary(f"Answer distributions: {len(self.items)} items x {k} options, design {self.design.name}",
+                             table, f"mean on-option mass: {self.on_option_mass.mean():.3f} "
+                                    f"(min {self.on_option_mass.min():.3f})")
+
+    def _repr_fields(self) -> dict:
+        return {"items": len(self.items), "options": self.probs.shape[1], "design": self.design.name}
 
 
-def answer_distributions(model, items: Sequence[MultipleChoiceItem], design: PromptDesign = PromptDesign()
-                         ) -> AnswerDistributions:
-    """Score ``items`` under ``design``; ``model`` is a ForwardEngine or an :class:`AnswerScorer`.
+def answer_distributions(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem],
+                         design: PromptDesign = PromptDesign()) -> AnswerDistributions:
+    """Score ``items`` under ``design``; ``engine`` is an :class:`~plural_kit.engine.Engine` or an
+    :class:`AnswerScorer`.
 
     All items go through the engine in one batched call (per distinct label-token set).
     """
@@ -326,7 +288,7 @@ def answer_distributions(model, items: Sequence[MultipleChoiceItem], design: Pro
     k = len(items[0].options)
     if any(len(it.options) != k for it in items):
         raise AuditInputError("all items scored together must have the same number of options")
-    scorer = _as_scorer(model)
+    scorer = _as_scorer(engine)
     built = [build_prompt(it, design, scorer, item_index=i) for i, it in enumerate(items)]
     prompts = [b[0] for b in built]
     display = np.stack([b[1] for b in built])

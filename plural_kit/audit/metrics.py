@@ -12,24 +12,19 @@ metric                       definition (source)                                
 ===========================  ======================================================  =======
 
 Every function validates its input and names the problem (empty, negative, NaN, not summing
-to one, option count mismatch). :func:`bootstrap_ci` gives a percentile interval for any
-aggregate of per-item values.
+to one, option count mismatch). Intervals come from :mod:`plural_kit.stats`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 from scipy.special import rel_entr
 
-from plural_kit.metrics import BootstrapCI
-from plural_kit.metrics import bootstrap_ci as _shared_bootstrap
 
 __all__ = [
     "AuditInputError",
-    "BootstrapCI",
-    "bootstrap_ci",
     "check_distribution",
     "expected_value",
     "normalized_entropy",
@@ -140,19 +135,3 @@ def expected_value(p, values: Sequence[float]) -> float:
     if v.shape != p.shape:
         raise AuditInputError(f"values has {v.size} entries for {p.size} options")
     return float(p @ v)
-
-
-def bootstrap_ci(values, statistic: Callable[[np.ndarray], float] = np.mean, *, confidence: float = 0.95,
-                 n_resamples: int = 1000, seed: int = 0) -> BootstrapCI:
-    """``(estimate, low, high)``: ``statistic`` of ``values`` (n,) with a percentile bootstrap CI.
-
-    Validates the input (naming the problem as an :class:`AuditInputError`), then calls
-    :func:`plural_kit.metrics.bootstrap_ci` (scipy's percentile bootstrap). One value gives
-    ``(x, nan, nan)``; constant values ``(x, x, x)``.
-    """
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    if arr.size == 0:
-        raise AuditInputError("bootstrap_ci got no values")
-    if not np.all(np.isfinite(arr)):
-        raise AuditInputError("bootstrap_ci got NaN or infinite values")
-    return _shared_bootstrap(arr, statistic, n_boot=n_resamples, confidence=confidence, seed=seed)

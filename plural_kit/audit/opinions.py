@@ -13,10 +13,23 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from plural_kit.audit.distributions import MultipleChoiceItem, PromptDesign, answer_distributions, option_labels
-from plural_kit.audit.metrics import AuditInputError, bootstrap_ci, similarity
+from dataclasses import dataclass
 
-__all__ = ["country_similarity", "opinion_distributions", "opinion_items"]
+from plural_kit import stats, viz
+from plural_kit.audit.distributions import (
+    AnswerScorer,
+    MultipleChoiceItem,
+    PromptDesign,
+    answer_distributions,
+    option_labels,
+)
+from plural_kit.audit.metrics import AuditInputError, similarity
+from plural_kit.engine import Engine
+from plural_kit.io import jsonable
+from plural_kit.results import Result
+
+__all__ = ["CountrySimilarity", "OpinionDistributions", "country_similarity", "opinion_distributions",
+           "opinion_items"]
 
 
 def opinion_items(tidy: pd.DataFrame, max_options: int = 9) -> list[MultipleChoiceItem]:
@@ -38,9 +51,47 @@ def opinion_items(tidy: pd.DataFrame, max_options: int = 9) -> list[MultipleChoi
     return items
 
 
-def opinion_distributions(model, items: Sequence[MultipleChoiceItem], design: PromptDesign = PromptDesign(),
-                          orders: Sequence[str] = ("original", "reversed")) -> dict[str, np.ndarray]:
-    """``{item id: probs (K,)}`` averaged over ``orders``; items batched by option count."""
+@dataclass(repr=False)
+class OpinionDistributions(Result):
+    """The model's answer distribution per GlobalOpinionQA question (:func:`opinion_distributions`).
+
+    ``probs``: ``{item id: probs (K,)}`` in the original option order, averaged over ``orders``.
+    ``result[item_id]`` gives one distribution; ``in``, ``len`` and iteration work as for a dict.
+    """
+
+    probs: dict[str, np.ndarray]
+    orders: tuple[str, ...]
+
+    title = "Model answer distributions per question"
+
+    def __getitem__(self, item_id: str) -> np.ndarray:
+        return self.probs[item_id]
+
+    def __contains__(self, item_id) -> bool:
+        return item_id in self.probs
+
+    def __iter__(self):
+        return iter(self.probs)
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (question, option): ``item``, ``option`` (original index), ``p``."""
+        rows = [{"item": k, "option": j, "p": float(v)} for k, p in self.probs.items() for j, v in enumerate(p)]
+        return pd.DataFrame(rows, columns=["item", "option", "p"])
+
+    def to_dict(self) -> dict:
+        return jsonable({"orders": list(self.orders), "probs": {k: list(v) for k, v in self.probs.items()}})
+
+    def _repr_fields(self) -> dict:
+        return {"questions": len(self.probs), "orders": len(self.orders)}
+
+
+def opinion_distributions(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem],
+                          design: PromptDesign = PromptDesign(),
+                          orders: Sequence[str] = ("original", "reversed")) -> OpinionDistributions:
+    """The model's distribution per item averaged over ``orders``; items batched by option count."""
     by_k: dict[int, list[MultipleChoiceItem]] = {}
     for it in items:
         by_k.setdefault(len(it.options), []).append(it)
@@ -48,21 +99,45 @@ def opinion_distributions(model, items: Sequence[MultipleChoiceItem], design: Pr
     for k, group in by_k.items():
         labels = "letters" if design.labels == "letters" or k > 9 else design.labels
         option_labels(k, labels)  # raises for too many options
-        runs = [answer_distributions(model, group, design.with_(order=o, labels=labels)) for o in orders]
+        runs = [answer_distributions(engine, group, design.with_(order=o, labels=labels)) for o in orders]
         probs = np.mean([r.probs for r in runs], axis=0)
         out.update({it.id: p for it, p in zip(group, probs)})
-    return out
+    return OpinionDistributions(out, tuple(orders))
 
 
-def country_similarity(model_probs: dict[str, np.ndarray], tidy: pd.DataFrame, countries: Sequence[str] | None = None,
-                       *, min_questions: int = 1, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+@dataclass(repr=False)
+class CountrySimilarity(Result):
+    """Per country the mean similarity of the model's answers to the country's (:func:`country_similarity`).
+
+    ``table``: indexed by country, ``similarity`` with its bootstrap interval over questions
+    (``ci_low``, ``ci_high``) and ``n_questions``, most similar first.
+    """
+
+    table: pd.DataFrame
+
+    title = "Similarity (1 - JS distance) of the model's answers to each country's, bootstrap CI over questions"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def _repr_fields(self) -> dict:
+        return {"countries": len(self.table), "most_similar": self.table.index[0] if len(self.table) else None}
+
+    def plot(self, ax=None, title: str = "Similarity to each country's answers"):
+        return viz.intervals(self.table, estimate="similarity", kind="point", xlabel="similarity (1 - JS distance)",
+                             title=title, ax=ax)
+
+
+def country_similarity(model_probs: OpinionDistributions | dict[str, np.ndarray], tidy: pd.DataFrame,
+                       countries: Sequence[str] | None = None, *, min_questions: int = 1,
+                       confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> CountrySimilarity:
     """Per country: mean similarity of the model's answers to the country's, over shared questions.
 
     ``model_probs``: from :func:`opinion_distributions`; ``tidy``: the GlobalOpinionQA table.
-    Country distributions are renormalised (published shares sum to ~1). Returns a frame indexed
-    by country with ``similarity``, ``low``, ``high`` (bootstrap over questions) and
-    ``n_questions``, sorted from most to least similar.
+    Country distributions are renormalised (published shares sum to ~1). Returns a
+    :class:`CountrySimilarity` (bootstrap over questions), most similar first.
     """
+    model_probs = model_probs.probs if isinstance(model_probs, OpinionDistributions) else model_probs
     missing = {"question_id", "country", "distribution"} - set(tidy.columns)
     if missing:
         raise AuditInputError(f"GlobalOpinionQA table lacks columns {sorted(missing)}")
@@ -80,8 +155,9 @@ def country_similarity(model_probs: dict[str, np.ndarray], tidy: pd.DataFrame, c
                 continue
             sims.append(similarity(model_probs[str(r.question_id)], human / human.sum()))
         if len(sims) >= min_questions:
-            est, low, high = bootstrap_ci(np.asarray(sims), n_resamples=n_boot, seed=seed)
-            rows[country] = {"similarity": est, "low": low, "high": high, "n_questions": len(sims)}
-    out = pd.DataFrame.from_dict(rows, orient="index")
+            iv = stats.bootstrap_ci(np.asarray(sims), confidence=confidence, n_boot=n_boot, seed=seed)
+            rows[country] = {"similarity": iv.estimate, "ci_low": iv.ci_low, "ci_high": iv.ci_high,
+                             "n_questions": len(sims)}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["similarity", "ci_low", "ci_high", "n_questions"])
     out.index.name = "country"
-    return out.sort_values("similarity", ascending=False)
+    return CountrySimilarity(out.sort_values("similarity", ascending=False))

@@ -23,9 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from plural_kit import stats
-from plural_kit.audit.metrics import AuditInputError, bootstrap_ci, normalized_entropy
+from plural_kit import stats, viz
+from plural_kit.audit._summary import sections_summary
+from plural_kit.audit.metrics import AuditInputError, normalized_entropy
 from plural_kit.claims import Claim, Claims
+from plural_kit.engine import Engine
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary
 
 __all__ = ["DEFAULT_PERSPECTIVES", "MULTIPLEX_SYSTEM", "OPEN_QUESTIONS", "PLAIN_SYSTEM", "PerspectiveDetector",
            "PerspectiveResult", "perspective_audit", "split_sentences"]
@@ -164,14 +168,15 @@ class PerspectiveDetector:
         return counts
 
 
-@dataclass
-class PerspectiveResult:
+@dataclass(repr=False)
+class PerspectiveResult(Result):
     """Result of :func:`perspective_audit`.
 
     ``answers``: one row per (condition, question) with the final answer and its perspective
     counts; ``distribution``: conditions × perspectives (share of detected sentences);
     ``entropy``: per condition the normalised entropy of the pooled counts with a bootstrap CI
-    over questions, the number of detected sentences and of answers with none.
+    over questions (``ci_low``, ``ci_high``), the number of detected sentences and of answers
+    with none.
     """
 
     answers: pd.DataFrame
@@ -179,10 +184,11 @@ class PerspectiveResult:
     entropy: pd.DataFrame
 
     def to_frame(self) -> pd.DataFrame:
-        return self.entropy
+        """Per condition (a copy): normalised entropy with its interval, sentence and answer counts."""
+        return self.entropy.copy()
 
-    def diversity_claim(self, condition: str, baseline: str = "plain", *, n_boot: int = 1000, seed: int = 0,
-                        name: str | None = None) -> Claim:
+    def diversity_claim(self, condition: str, baseline: str = "plain", *, confidence: float = 0.95,
+                        n_boot: int = 1000, seed: int = 0, name: str | None = None) -> Claim:
         """``condition``'s answers draw on more diverse perspectives than ``baseline``'s: the
         difference of pooled normalised entropies, bootstrap CI over questions (the same resampled
         questions for both conditions). One question: no interval (not distinguishable)."""
@@ -196,7 +202,7 @@ class PerspectiveResult:
 
         a, b = counts(condition), counts(baseline)
         iv = stats.bootstrap_ci(np.arange(len(a)), lambda idx: _pooled_entropy(a[idx]) - _pooled_entropy(b[idx]),
-                                n_boot=n_boot, seed=seed)
+                                confidence=confidence, n_boot=n_boot, seed=seed)
         label = condition.replace("_", "-")
         return Claim.from_interval(name or f"{condition}_more_diverse",
                                    f"the {label} answers draw on more diverse perspectives than the {baseline} ones",
@@ -204,26 +210,40 @@ class PerspectiveResult:
                                    method=f"bootstrap over {len(a)} questions",
                                    details={"detected sentences": int(a.sum()), f"{baseline} detected": int(b.sum())})
 
-    def claims(self, baseline: str = "plain", *, n_boot: int = 1000, seed: int = 0) -> Claims:
+    def claims(self, baseline: str = "plain", *, confidence: float = 0.95, n_boot: int = 1000,
+               seed: int = 0) -> Claims:
         """:meth:`diversity_claim` for every condition other than ``baseline``."""
         conds = [c for c in self.entropy.index if c != baseline]
-        return Claims(self.diversity_claim(c, baseline, n_boot=n_boot, seed=seed) for c in conds)
+        return Claims(self.diversity_claim(c, baseline, confidence=confidence, n_boot=n_boot, seed=seed)
+                      for c in conds)
 
-    def summary(self) -> str:
-        return "\n".join(["Perspective diversity (normalised entropy of detected perspectives, 0-1; "
-                          "detector: sentence-encoder similarity, not the GPT-4o judge of the original study)",
-                          self.entropy.round(3).to_string(), "", "Perspective shares:",
-                          self.distribution.round(2).to_string()])
+    def summary(self) -> Summary:
+        return sections_summary("Perspective diversity (normalised entropy of detected perspectives, 0-1; "
+                                "detector: sentence-encoder similarity, not the GPT-4o judge of the original study)",
+                                [("Entropy per condition", self.entropy), ("Perspective shares", self.distribution)])
+
+    def to_dict(self) -> dict:
+        return jsonable({"entropy": self.entropy.to_dict(orient="index"),
+                         "distribution": self.distribution.to_dict(orient="index"),
+                         "n_questions": int(self.answers["question"].nunique()), "claims": self.claims().to_dict()})
+
+    def _repr_fields(self) -> dict:
+        return {"conditions": len(self.entropy), "questions": int(self.answers["question"].nunique())}
+
+    def plot(self, ax=None, title: str = "Detected perspectives per condition"):
+        """Share of detected sentences per perspective, one bar per condition."""
+        return viz.bars(self.distribution.T, ylabel="share of detected sentences", title=title, ax=ax)
 
 
 def _pooled_entropy(counts: np.ndarray) -> float:
     return normalized_entropy(counts.sum(axis=0)) if counts.sum() > 0 else 0.0
 
 
-def perspective_audit(engine, detector: PerspectiveDetector, questions: Sequence[str] = OPEN_QUESTIONS[:2], *,
+def perspective_audit(engine: Engine, detector: PerspectiveDetector, questions: Sequence[str] = OPEN_QUESTIONS[:2], *,
                       conditions: Sequence[str] = ("plain", "multiplex", "multi_agent"),
                       agents: Sequence[str] = ("western_secular", "islamic", "confucian"),
-                      max_new_tokens: int = 48, seed: int = 0) -> PerspectiveResult:
+                      max_new_tokens: int = 48, confidence: float = 0.95, n_boot: int = 1000,
+                      seed: int = 0) -> PerspectiveResult:
     """Generate answers under each condition (greedy) and measure their perspective diversity.
 
     ``engine``: a ForwardEngine around a chat LM; ``detector``: a fitted
@@ -273,9 +293,10 @@ def perspective_audit(engine, detector: PerspectiveDetector, questions: Sequence
         c = counts[(answers_df["condition"] == cond).to_numpy()]
         total = c.sum(axis=0)
         dist_rows[cond] = total / total.sum() if total.sum() else np.zeros(len(total))
-        est, low, high = bootstrap_ci(np.arange(len(c)), lambda idx, c=c: _pooled_entropy(c[idx.astype(int)]),
-                                      seed=seed) if len(c) > 1 else (_pooled_entropy(c), np.nan, np.nan)
-        ent_rows[cond] = {"normalized_entropy": est, "low": low, "high": high, "n_sentences": int(total.sum()),
+        iv = stats.bootstrap_ci(np.arange(len(c)), lambda idx, c=c: _pooled_entropy(c[idx]),
+                                confidence=confidence, n_boot=n_boot, seed=seed)
+        ent_rows[cond] = {"normalized_entropy": iv.estimate, "ci_low": iv.ci_low, "ci_high": iv.ci_high,
+                          "n_sentences": int(total.sum()),
                           "n_perspectives": int((total > 0).sum()), "answers_without_any": int((c.sum(1) == 0).sum())}
     distribution = pd.DataFrame.from_dict(dist_rows, orient="index", columns=detector.names_)
     entropy = pd.DataFrame.from_dict(ent_rows, orient="index")

@@ -33,11 +33,16 @@ from plural_kit.audit.distributions import (
     PromptDesign,
     answer_distributions,
 )
-from plural_kit import stats
+from plural_kit import stats, viz
+from plural_kit.audit._summary import sections_summary
+from plural_kit.audit.distributions import AnswerScorer
 from plural_kit.audit.metrics import AuditInputError
 from plural_kit.claims import Claim, Claims, claim_mean
+from plural_kit.engine import Engine
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary, frame_summary
 
-__all__ = ["RobustnessResult", "Verdict", "design_variants", "permutation_test", "robustness_audit"]
+__all__ = ["RobustnessResult", "Verdict", "design_variants", "factor_permutation_test", "robustness_audit"]
 
 FACTORS = ("order", "labels", "response", "chat_template", "instruction")
 
@@ -71,14 +76,17 @@ def design_variants(base: PromptDesign = PromptDesign(), *, orders: Sequence[str
     return unique[:max_variants] if max_variants else unique
 
 
-def permutation_test(frame: pd.DataFrame, factor: str, *, value: str = "expected", strata: Sequence[str] = (),
-                     n_permutations: int = 999, seed: int = 0) -> tuple[float, float]:
-    """``(statistic, p_value)``: does ``factor`` move ``value``?
+def factor_permutation_test(frame: pd.DataFrame, factor: str, *, value: str = "expected",
+                            strata: Sequence[str] = (), n_resamples: int = 999, seed: int = 0) -> tuple[float, float]:
+    """``(statistic, p_value)``: does the design ``factor`` (a column of ``frame``) move ``value``?
+
+    (Not :func:`plural_kit.stats.permutation_test`, which compares two samples: this one shuffles a
+    factor's labels within strata of a long table.)
 
     Statistic: the variance across the factor's levels of the mean ``value`` per level, over
     rows in strata (``strata`` columns) where the factor varies. Null: within each stratum
-    the factor's labels are exchangeable; they are shuffled ``n_permutations`` times.
-    p = (1 + #{perm ≥ observed}) / (1 + n_permutations). NaN when the factor never varies.
+    the factor's labels are exchangeable; they are shuffled ``n_resamples`` times.
+    p = (1 + #{perm ≥ observed}) / (1 + n_resamples). NaN when the factor never varies.
     """
     df = frame[list(strata) + [factor, value]].copy()
     key = df[list(strata)].astype(str).agg("|".join, axis=1) if strata else pd.Series("all", index=df.index)
@@ -98,16 +106,16 @@ def permutation_test(frame: pd.DataFrame, factor: str, *, value: str = "expected
     rng = np.random.default_rng(seed)
     stable = np.argsort(strat, kind="stable")
     count = 0
-    for _ in range(n_permutations):
+    for _ in range(n_resamples):
         shuffled = np.lexsort((rng.random(len(y)), strat))
         perm = np.empty_like(codes)
         perm[stable] = codes[shuffled]
         count += stat(perm) >= observed - 1e-12
-    return observed, (1 + count) / (1 + n_permutations)
+    return observed, (1 + count) / (1 + n_resamples)
 
 
-@dataclass
-class RobustnessResult:
+@dataclass(repr=False)
+class RobustnessResult(Result):
     """Results of :func:`robustness_audit`.
 
     ``item_scores``: one row per (variant, item) with the design factors, ``expected``,
@@ -131,8 +139,10 @@ class RobustnessResult:
     nearest: pd.Series | None = None
     reference: pd.DataFrame | None = None
 
+    title = "Robustness protocol"
+
     def to_frame(self) -> pd.DataFrame:
-        """Per-variant scores with the design factors, mean on-option mass and position-0 probability."""
+        """Per-variant scores with the design factors, mean on-option mass and position-0 probability (new)."""
         fac = self.item_scores.groupby("variant")[list(FACTORS) + ["on_option_mass"]].agg(
             {**{f: "first" for f in FACTORS}, "on_option_mass": "mean"})
         out = fac.loc[self.scores.index].join(self.scores).join(self.position[["pos_0"]])
@@ -152,12 +162,7 @@ class RobustnessResult:
         group_of = self.item_scores.drop_duplicates("item").set_index("item")["group"]
         return wide.to_numpy(), group_of.loc[wide.columns].to_numpy(), list(wide.index)
 
-    def _group_boot(self, groups: np.ndarray, n_boot: int, rng: np.random.Generator):
-        cols = list(self.scores.columns)
-        strata = [np.flatnonzero(groups == g) for g in cols]
-        return cols, [(m, rng.integers(0, len(m), size=(n_boot, len(m)))) for m in strata]
-
-    def spread_claim(self, *, n_boot: int = 1000, seed: int = 0,
+    def spread_claim(self, *, confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
                      name: str = "design_moves_more_than_countries") -> Claim:
         """The design moves the scores more than the countries differ.
 
@@ -171,25 +176,23 @@ class RobustnessResult:
             raise AuditInputError("spread_claim needs the reference (countries x groups) given to robustness_audit")
         x, groups, _ = self._matrix()
         ref = self.reference[list(self.scores.columns)].to_numpy()            # (C, G)
-        rng = np.random.default_rng(seed)
-        cols, strata = self._group_boot(groups, n_boot, rng)
-        design = np.stack([x[:, m].mean(axis=1) for m, _ in strata], axis=1)  # (V, G)
-        est = design.std(axis=0, ddof=1).mean() / ref.std(axis=0, ddof=1).mean()
-        boot_design = np.stack([x[:, m][:, b].mean(axis=2) for m, b in strata], axis=2)  # (V, n_boot, G)
-        c_idx = rng.integers(0, len(ref), size=(n_boot, len(ref)))
-        human_sd = ref[c_idx].std(axis=1, ddof=1).mean(axis=1)
-        ratio = boot_design.std(axis=0, ddof=1).mean(axis=1) / np.where(human_sd > 0, human_sd, np.nan)
-        low, high = np.nanpercentile(ratio, [2.5, 97.5])  # a round that drew one country only has no SD
-        n_items = x.shape[1]
-        return Claim(name, "on average over the foundations, the design (option order, labels, format, template, "
-                           "wording) moves the scores more than the countries differ", "design SD / between-country SD", float(est),
-                     float(min(low, est)), float(max(high, est)), threshold=1.0, side="greater",
-                     method=f"bootstrap over {n_items} items within groups and {len(ref)} countries; "
-                            f"{x.shape[0]} variants",
-                     details={"groups whose design range exceeds the countries' range":
-                              int((self.spread["ratio"] > 1).sum()) if "ratio" in self.spread else "n/a"})
+        masks = [groups == g for g in self.scores.columns]
 
-    def share_claim(self, *, n_boot: int = 1000, seed: int = 0,
+        def ratio(items: np.ndarray, countries: np.ndarray) -> float:
+            design = np.stack([x[:, items][:, m].mean(axis=1) for m in masks], axis=1)    # (V, G)
+            human_sd = ref[countries].std(axis=0, ddof=1).mean()
+            return design.std(axis=0, ddof=1).mean() / human_sd if human_sd > 0 else np.nan  # one country: no SD
+
+        iv = stats.stratified_bootstrap((groups, len(ref)), ratio, confidence=confidence, n_boot=n_boot, seed=seed)
+        return Claim.from_interval(
+            name, "on average over the foundations, the design (option order, labels, format, template, wording) "
+                  "moves the scores more than the countries differ", iv,
+            quantity="design SD / between-country SD", threshold=1.0, side="greater",
+            method=f"bootstrap over {x.shape[1]} items within groups and {len(ref)} countries; {x.shape[0]} variants",
+            details={"groups whose design range exceeds the countries' range":
+                     int((self.spread["ratio"] > 1).sum()) if "ratio" in self.spread else "n/a"})
+
+    def share_claim(self, *, confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
                     name: str = "design_explains_more_than_items") -> Claim:
         """The design factors explain more of the item-score variance than the items themselves.
 
@@ -209,22 +212,21 @@ class RobustnessResult:
             item_code = np.concatenate([np.full(len(rows[items[i]]), k) for k, i in enumerate(picked)])
             return _share_gap(y_all[idx], item_code, [codes[f][idx] for f in factors])
 
-        est = shares(np.arange(len(items)))
-        rng = np.random.default_rng(seed)
-        boot = np.array([shares(rng.integers(0, len(items), size=len(items))) for _ in range(n_boot)])
-        low, high = np.percentile(boot, [2.5, 97.5])
-        return Claim(name, "the design factors explain more of the variance of the item scores than the items do",
-                     "design share - item share", float(est), float(min(low, est)), float(max(high, est)),
-                     threshold=0.0, side="greater", method=f"bootstrap over {len(items)} items",
-                     details={"design share": self.design_share(),
-                              "item share": float(self.anova.loc["C(item)", "share"])})
+        iv = stats.stratified_bootstrap(len(items), shares, confidence=confidence, n_boot=n_boot, seed=seed)
+        return Claim.from_interval(
+            name, "the design factors explain more of the variance of the item scores than the items do", iv,
+            quantity="design share - item share", threshold=0.0, side="greater",
+            method=f"bootstrap over {len(items)} items",
+            details={"design share": self.design_share(), "item share": float(self.anova.loc["C(item)", "share"])})
 
-    def claims(self, *, n_boot: int = 1000, seed: int = 0) -> Claims:
+    def claims(self, *, confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Claims:
         """:meth:`spread_claim` (when there is a reference) and :meth:`share_claim`."""
-        out = [self.spread_claim(n_boot=n_boot, seed=seed)] if self.reference is not None else []
-        return Claims(out + [self.share_claim(n_boot=n_boot, seed=seed)])
+        kw = dict(confidence=confidence, n_boot=n_boot, seed=seed)
+        out = [self.spread_claim(**kw)] if self.reference is not None else []
+        return Claims(out + [self.share_claim(**kw)])
 
-    def verdict(self, signal: Claim | bool, *, n_boot: int = 1000, seed: int = 0) -> Verdict:
+    def verdict(self, signal: Claim | bool, *, confidence: float = 0.95, n_boot: int = 1000,
+                seed: int = 0) -> Verdict:
         """What survives every design variant.
 
         Candidate findings: each group's score above (or below) the average country (side from the
@@ -245,46 +247,76 @@ class RobustnessResult:
             dev = x[:, groups == g] - grand[g]                                  # (V, n_items of g)
             side = "above" if dev.mean() > 0 else "below"
             outcomes = [claim_mean("g", g, d, side="greater" if side == "above" else "less",
-                                   n_boot=n_boot, seed=seed).holds for d in dev]
+                                   confidence=confidence, n_boot=n_boot, seed=seed).holds for d in dev]
             if all(outcomes):
                 stable.append(f"{g} is {side} the average country")
-        rng = np.random.default_rng(seed)
-        cols, strata = self._group_boot(groups, n_boot, rng)
-        r = ref[cols].to_numpy()
+        r = ref.to_numpy()
+        masks = [groups == g for g in self.scores.columns]
         nearest, ahead = [], []
         for v in range(len(variants)):
-            prof = np.array([x[v, m].mean() for m, _ in strata])
-            boot = np.stack([x[v, m][b].mean(axis=1) for m, b in strata], axis=1)     # (n_boot, G)
-            d = np.abs(r - prof).mean(axis=1)
-            d_boot = np.abs(r[None] - boot[:, None, :]).mean(axis=2)                  # (n_boot, C)
+            def distances(items: np.ndarray, v: int = v) -> np.ndarray:  # (C,)
+                return np.abs(r - np.array([x[v, items][m].mean() for m in masks])).mean(axis=1)
+
+            d, boot = stats.bootstrap_replicates(groups, distances, n_boot=n_boot, seed=seed)   # (C,), (n_boot, C)
             first, second = np.argsort(d, kind="stable")[:2]
             nearest.append(ref.index[first])
-            ahead.append(bool(np.percentile(d_boot[:, second] - d_boot[:, first], 2.5) > 0))
+            gap = stats.percentile_interval(d[second] - d[first], boot[:, second] - boot[:, first],
+                                            confidence=confidence)
+            ahead.append(bool(gap.ci_low > 0))
         if len(set(nearest)) == 1 and all(ahead):
             stable.append(f"the nearest country is {nearest[0]}")
         return Verdict(signal_holds, stable)
 
-    def summary(self) -> str:
-        """A plain-text report: spread vs humans, tests, ANOVA shares, what survives."""
-        lines = [f"Robustness protocol: {self.scores.shape[0]} design variants x "
-                 f"{self.item_scores['item'].nunique()} items",
-                 f"  correlation of item scores, original vs reversed order: {self.order_correlation:.2f}",
-                 "  mean probability on the first-listed option: "
+    def summary(self) -> Summary:
+        """A report: spread vs humans, tests, ANOVA shares, per-variant nearest country."""
+        notes = [f"correlation of item scores, original vs reversed order: {self.order_correlation:.2f}",
+                 "mean probability on the first-listed option: "
                  f"{self.position['pos_0'].min():.2f}-{self.position['pos_0'].max():.2f} across variants",
-                 "", "Spread of each score across variants vs between countries' humans:",
-                 self.spread.round(2).to_string(), "", "Permutation tests (does the factor move the item scores?):",
-                 self.permutation.round(4).to_string(), "", "ANOVA of item score on item + design factors:",
-                 self.anova.round(3).to_string(), "",
                  f"Variance share: items (the model's position) {self.anova.loc['C(item)', 'share']:.2f}, "
                  f"design factors {self.design_share():.2f}"]
         if self.nearest is not None:
             counts = self.nearest.value_counts()
-            lines.append(f"In this run (point estimates, not a finding), nearest country per variant: {counts.to_dict()}")
+            notes.append(f"In this run (point estimates, not a finding), nearest country per variant: {counts.to_dict()}")
         if "ratio" in self.spread:
             bad = self.spread.index[self.spread["ratio"] > 1].tolist()
-            lines.append("In this run (point estimates, not a finding), scores whose design range exceeds the "
+            notes.append("In this run (point estimates, not a finding), scores whose design range exceeds the "
                          f"between-country range: {bad or 'none'}")
-        return "\n".join(lines)
+        return sections_summary(
+            f"Robustness protocol: {self.scores.shape[0]} design variants x {self.item_scores['item'].nunique()} items",
+            [("Spread of each score across variants vs between countries' humans:", self.spread),
+             ("Permutation tests (does the factor move the item scores?):", self.permutation),
+             ("ANOVA of item score on item + design factors:", self.anova)], notes)
+
+    def to_dict(self) -> dict:
+        """The variants, their scores, spread, permutation p-values, ANOVA shares, nearest country."""
+        return jsonable({
+            "variants": list(self.scores.index), "scores": self.scores.to_dict(orient="index"),
+            "spread": self.spread.to_dict(orient="index"), "permutation_p": self.permutation["p_value"].to_dict(),
+            "design_share": self.design_share(), "item_share": float(self.anova.loc["C(item)", "share"]),
+            "order_correlation": self.order_correlation,
+            "nearest": None if self.nearest is None else self.nearest.to_dict()})
+
+    def _repr_fields(self) -> dict:
+        return {"variants": self.scores.shape[0], "items": self.item_scores["item"].nunique(),
+                "design_share": self.design_share(), "order_correlation": self.order_correlation}
+
+    def plot(self, ax=None, title: str = "Model score per design variant", ylim: tuple[float, float] | None = None):
+        """Each group's score in every variant (groups in item order) over the range of the reference
+        countries' means; ``ylim``: the score scale, e.g. ``(1, 5)``."""
+        long = self.scores.reset_index().melt(id_vars="variant", var_name="group", value_name="score")
+        bands = None
+        if self.reference is not None:
+            bands = {g: (self.reference[g].min(), self.reference[g].max()) for g in self.scores.columns}
+            title += " (band: range of the country means)"
+        return viz.strip(long, x="group", y="score", hue="variant", order=list(dict.fromkeys(self.item_scores["group"])),
+                         bands=bands, ylim=ylim, ylabel="score", title=title, ax=ax)
+
+    def plot_position(self, ax=None):
+        """Heatmap of the mean probability on each displayed position, per variant."""
+        ax = viz.heatmap(self.position, cmap="rocket_r", title="Mean probability by displayed position", ax=ax)
+        ax.set_xlabel("position")
+        ax.tick_params(axis="y", labelsize=7)
+        return ax
 
 
 def _item_frame(results: Sequence[AnswerDistributions]) -> pd.DataFrame:
@@ -300,12 +332,13 @@ def _item_frame(results: Sequence[AnswerDistributions]) -> pd.DataFrame:
     return out
 
 
-def robustness_audit(model, items: Sequence[MultipleChoiceItem], designs: Sequence[PromptDesign], *,
-                     reference: pd.DataFrame | None = None, precomputed: Sequence[AnswerDistributions] = (),
-                     n_permutations: int = 999, seed: int = 0) -> RobustnessResult:
+def robustness_audit(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem],
+                     designs: Sequence[PromptDesign], *, reference: pd.DataFrame | None = None,
+                     precomputed: Sequence[AnswerDistributions] = (), n_resamples: int = 999,
+                     seed: int = 0) -> RobustnessResult:
     """Run ``items`` under every design and report how much the conclusion moves.
 
-    ``model``: a ForwardEngine or an :class:`~plural_kit.audit.distributions.AnswerScorer`;
+    ``engine``: an Engine or an :class:`~plural_kit.audit.distributions.AnswerScorer`;
     ``designs``: e.g. from :func:`design_variants` (unique names); ``reference``: countries ×
     groups of human mean scores (e.g. MFQ-2 foundation means by country) for the spread
     comparison and the nearest country; ``precomputed``: distributions already computed for
@@ -323,7 +356,7 @@ def robustness_audit(model, items: Sequence[MultipleChoiceItem], designs: Sequen
     for d in designs:
         r = cached.get(d.name)
         if r is None or [it.id for it in r.items] != [it.id for it in items]:
-            r = answer_distributions(model, items, d)
+            r = answer_distributions(engine, items, d)
         results.append(r)
     item_scores = _item_frame(results)
 
@@ -350,7 +383,7 @@ def robustness_audit(model, items: Sequence[MultipleChoiceItem], designs: Sequen
     perm_rows = {}
     for f in varying:
         strata = ["item"] + [g for g in varying if g != f]
-        s, p = permutation_test(item_scores, f, strata=strata, n_permutations=n_permutations, seed=seed)
+        s, p = factor_permutation_test(item_scores, f, strata=strata, n_resamples=n_resamples, seed=seed)
         perm_rows[f] = {"statistic": s, "p_value": p, "levels": item_scores[f].nunique()}
     permutation = pd.DataFrame.from_dict(perm_rows, orient="index",
                                          columns=["statistic", "p_value", "levels"])
@@ -410,8 +443,8 @@ def _share_gap(y: np.ndarray, item: np.ndarray, factors: Sequence[np.ndarray]) -
     return (sum(ss[1:]) - ss[0]) / total if total > 0 else 0.0
 
 
-@dataclass
-class Verdict:
+@dataclass(repr=False)
+class Verdict(Result):
     """What survives the robustness protocol (:meth:`RobustnessResult.verdict`).
 
     ``survives``: the findings that hold in every design variant, empty unless the signal check
@@ -432,6 +465,21 @@ class Verdict:
             return ("what survives every design variant: NOTHING — the signal check does not hold, so no finding "
                     "is evidence about the model's values")
         return "what survives every design variant: " + ("; ".join(self.survives) if self.survives else "NOTHING")
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per finding stable across variants, with whether it survives (a new frame)."""
+        return pd.DataFrame({"finding": list(self.stable), "survives": [self.signal_holds] * len(self.stable)},
+                            columns=["finding", "survives"])
+
+    def summary(self) -> Summary:
+        return frame_summary("Findings stable across every design variant", self.to_frame(), self.line())
+
+    def to_dict(self) -> dict:
+        return {"signal_holds": bool(self.signal_holds), "survives": list(self.survives),
+                "stable_across_variants": list(self.stable)}
+
+    def _repr_fields(self) -> dict:
+        return {"signal_holds": self.signal_holds, "stable": len(self.stable), "survives": len(self.survives)}
 
     def __str__(self) -> str:
         return self.line()

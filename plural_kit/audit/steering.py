@@ -18,9 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from plural_kit.audit.distributions import MultipleChoiceItem, PromptDesign, answer_distributions
+from plural_kit import stats, viz
+from plural_kit.audit.distributions import AnswerScorer, MultipleChoiceItem, PromptDesign, answer_distributions
 from plural_kit.audit.metrics import AuditInputError
 from plural_kit.claims import Claim, Claims
+from plural_kit.engine import Engine
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary, frame_summary
 
 __all__ = ["NEUTRAL_PERSONA", "COUNTRY_PERSONA", "SteeringResult", "steering_audit", "steering_from_scores"]
 
@@ -28,12 +32,12 @@ NEUTRAL_PERSONA = "You are a person."
 COUNTRY_PERSONA = "You are a person from {country}."
 
 
-@dataclass
-class SteeringResult:
+@dataclass(repr=False)
+class SteeringResult(Result):
     """Result of :func:`steering_audit`.
 
     ``table``: per country ``d_neutral``, ``d_steered`` (mean |model − human mean| over
-    groups, rating points), ``delta`` and its CI (``low``, ``high``), ``moved_toward``
+    groups, rating points), ``delta`` and its CI (``ci_low``, ``ci_high``), ``moved_toward``
     (CI above 0), ``rank_neutral``/``rank_steered`` (rank of the country among all reference
     countries by distance, 1 = nearest); ``profiles``: personas × groups (model scores);
     ``item_scores``: per (item, order) answer (rows ``"<item id>|<order>"``) and persona, the expected
@@ -46,13 +50,15 @@ class SteeringResult:
     profiles: pd.DataFrame
     item_scores: pd.DataFrame
     delta_boot: pd.DataFrame | None = None
+    confidence: float = 0.95
 
     @property
     def n_moved(self) -> int:
         return int(self.table["moved_toward"].sum())
 
     def to_frame(self) -> pd.DataFrame:
-        return self.table
+        """Per country (a copy): distances neutral and steered, delta with its interval, ranks."""
+        return self.table.copy()
 
     def _boot(self) -> pd.DataFrame:
         if self.delta_boot is None:
@@ -63,14 +69,14 @@ class SteeringResult:
         """Asked to answer as someone from a country, the model moves toward that country's
         people, on average over the countries asked: mean ``delta`` over countries (rating
         points), bootstrap CI over answers (resampled within groups, the same for every country)."""
-        boot = self._boot().to_numpy().mean(axis=1)
-        est = float(self.table["delta"].mean())
-        low, high = np.percentile(boot, [2.5, 97.5])
-        return Claim(name, "asked to answer as someone from a country, the model moves toward that country's people "
-                           "(on average over the countries asked)", "mean distance reduction (points)", est,
-                     float(min(low, est)), float(max(high, est)), threshold=0.0, side="greater",
-                     method=f"bootstrap over {len(self.item_scores)} answers within groups; {len(self.table)} countries",
-                     details={"countries whose own interval is above 0": self.n_moved})
+        iv = stats.percentile_interval(self.table["delta"].mean(), self._boot().to_numpy().mean(axis=1),
+                                       confidence=self.confidence)
+        return Claim.from_interval(
+            name, "asked to answer as someone from a country, the model moves toward that country's people "
+                  "(on average over the countries asked)", iv, quantity="mean distance reduction (points)",
+            threshold=0.0, side="greater",
+            method=f"bootstrap over {len(self.item_scores)} answers within groups; {len(self.table)} countries",
+            details={"countries whose own interval is above 0": self.n_moved})
 
     def country_claim(self, country: str, name: str | None = None) -> Claim:
         """The same for one country: its ``delta`` with the bootstrap CI over answers."""
@@ -80,8 +86,8 @@ class SteeringResult:
         slug = "".join(ch if ch.isalnum() else "_" for ch in country.lower()).strip("_")
         return Claim(name or f"steering_moves_{slug}",
                      f"asked to answer as someone from {country}, the model moves toward {country}'s people",
-                     "distance reduction (points)", float(r["delta"]), float(r["low"]), float(r["high"]),
-                     threshold=0.0, side="greater", method=f"bootstrap over {len(self.item_scores)} answers within groups",
+                     "distance reduction (points)", float(r["delta"]), float(r["ci_low"]), float(r["ci_high"]),
+                     threshold=0.0, side="greater", confidence=self.confidence, method=f"bootstrap over {len(self.item_scores)} answers within groups",
                      details={"rank neutral": int(r["rank_neutral"]), "rank steered": int(r["rank_steered"])})
 
     def claims(self, per_country: bool = False) -> Claims:
@@ -91,19 +97,32 @@ class SteeringResult:
             out += [self.country_claim(c) for c in self.table.index]
         return Claims(out)
 
-    def summary(self) -> str:
-        t = self.table
-        lines = [f"Steering vs the neutral persona {NEUTRAL_PERSONA!r}: distance to each country's people, neutral "
-                 "and steered; delta = reduction with its 95% CI (evidence; the conclusion is the steering claim)",
-                 t[["d_neutral", "d_steered", "delta", "low", "high", "rank_neutral", "rank_steered"]]
-                 .round(2).to_string()]
-        return "\n".join(lines)
+    def summary(self) -> Summary:
+        return frame_summary(
+            f"Steering vs the neutral persona {NEUTRAL_PERSONA!r}: distance to each country's people, neutral and "
+            f"steered; delta = reduction with its {self.confidence:.0%} CI (evidence; the conclusion is the steering "
+            "claim)", self.table[["d_neutral", "d_steered", "delta", "ci_low", "ci_high", "rank_neutral",
+                                  "rank_steered"]], float_digits=2)
+
+    def to_dict(self) -> dict:
+        return jsonable({"countries": list(self.table.index), "n_moved": self.n_moved,
+                         "table": self.table.to_dict(orient="index"), "claims": self.claims().to_dict()})
+
+    def _repr_fields(self) -> dict:
+        return {"countries": len(self.table), "n_moved": self.n_moved,
+                "mean_delta": float(self.table["delta"].mean())}
+
+    def plot(self, ax=None, title: str = "Steering toward each country"):
+        """Per country an arrow from the neutral to the steered distance (green: moved toward it)."""
+        return viz.arrows(self.table, start="d_neutral", end="d_steered", good="moved_toward",
+                          labels={"d_neutral": "neutral persona", "d_steered": "'a person from <country>'"},
+                          xlabel="distance to the country's people (points)", title=title, ax=ax)
 
 
-def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequence[str], reference: pd.DataFrame, *,
+def steering_audit(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem], countries: Sequence[str], reference: pd.DataFrame, *,
                    design: PromptDesign = PromptDesign(), orders: Sequence[str] = ("original", "reversed"),
-                   neutral: str = NEUTRAL_PERSONA, persona: str = COUNTRY_PERSONA, n_boot: int = 1000,
-                   seed: int = 0, neutral_results=None) -> SteeringResult:
+                   neutral: str = NEUTRAL_PERSONA, persona: str = COUNTRY_PERSONA, confidence: float = 0.95,
+                   n_boot: int = 1000, seed: int = 0, neutral_results=None) -> SteeringResult:
     """Ask ``items`` as the neutral persona and as someone from each of ``countries``.
 
     ``reference``: countries × groups of human mean scores (e.g. :func:`plural_kit.audit.mfq.human_means`);
@@ -126,7 +145,7 @@ def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequen
     ref = reference[groups]
 
     def ask(system: str):
-        return [answer_distributions(model, items, design.with_(system=system, order=o)) for o in orders]
+        return [answer_distributions(engine, items, design.with_(system=system, order=o)) for o in orders]
 
     personas = {"neutral": neutral_results or ask(neutral)}
     for c in countries:
@@ -134,12 +153,12 @@ def steering_audit(model, items: Sequence[MultipleChoiceItem], countries: Sequen
     # one row per (item, order): the unit the bootstrap resamples (balanced, so group means are order-averaged)
     item_scores = pd.DataFrame({p: np.concatenate([r.expected() for r in res]) for p, res in personas.items()},
                                index=[f"{it.id}|{o}" for o in orders for it in items])
-    return steering_from_scores(item_scores, [it.group for _ in orders for it in items], ref, n_boot=n_boot,
-                                seed=seed)
+    return steering_from_scores(item_scores, [it.group for _ in orders for it in items], ref,
+                                confidence=confidence, n_boot=n_boot, seed=seed)
 
 
 def steering_from_scores(item_scores: pd.DataFrame, groups: Sequence[str], reference: pd.DataFrame, *,
-                         n_boot: int = 1000, seed: int = 0) -> SteeringResult:
+                         confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> SteeringResult:
     """The statistics of :func:`steering_audit` from item scores already computed.
 
     ``item_scores``: answers × personas (a ``"neutral"`` column and one column per country, the
@@ -156,29 +175,23 @@ def steering_from_scores(item_scores: pd.DataFrame, groups: Sequence[str], refer
     names = list(dict.fromkeys(group_of))
     ref = reference[names]
     profiles = pd.DataFrame({g: item_scores[group_of == g].mean() for g in names})
+    x = item_scores[["neutral", *countries]].to_numpy()                        # (n_rows, 1 + C)
+    human = ref.loc[countries].to_numpy()                                       # (C, G)
+    masks = [group_of == g for g in names]
 
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(group_of == g) for g in names]
-    boots = [rng.integers(0, len(mem), size=(n_boot, len(mem))) for mem in members]
+    def delta(rows: np.ndarray) -> np.ndarray:  # (C,): d_neutral - d_steered per country
+        prof = np.stack([x[rows][m].mean(axis=0) for m in masks], axis=1)      # (1 + C, G)
+        return np.abs(prof[0] - human).mean(axis=1) - np.abs(prof[1:] - human).mean(axis=1)
 
-    def boot_profiles(col: str) -> np.ndarray:  # (n_boot, G)
-        x = item_scores[col].to_numpy()
-        return np.stack([x[mem][b].mean(axis=1) for mem, b in zip(members, boots)], axis=1)
-
-    neutral_boot = boot_profiles("neutral")
-    rows, delta_boots = {}, {}
-    for c in countries:
-        human = ref.loc[c].to_numpy()
-        d_n = float(np.abs(profiles.loc["neutral"].to_numpy() - human).mean())
-        d_s = float(np.abs(profiles.loc[c].to_numpy() - human).mean())
-        delta_boot = np.abs(neutral_boot - human).mean(axis=1) - np.abs(boot_profiles(c) - human).mean(axis=1)
-        delta_boots[c] = delta_boot
-        low, high = np.percentile(delta_boot, [2.5, 97.5])
-        dist_n = (ref - profiles.loc["neutral"]).abs().mean(axis=1)
+    _, delta_boot = stats.bootstrap_replicates(group_of, delta, n_boot=n_boot, seed=seed)   # (n_boot, C)
+    dist_n = (ref - profiles.loc["neutral"]).abs().mean(axis=1)
+    rows = {}
+    for ci, c in enumerate(countries):
         dist_s = (ref - profiles.loc[c]).abs().mean(axis=1)
-        rows[c] = {"d_neutral": d_n, "d_steered": d_s, "delta": d_n - d_s, "low": low, "high": high,
-                   "moved_toward": bool(low > 0),
+        iv = stats.percentile_interval(dist_n[c] - dist_s[c], delta_boot[:, ci], confidence=confidence)
+        rows[c] = {"d_neutral": float(dist_n[c]), "d_steered": float(dist_s[c]), "delta": iv.estimate,
+                   "ci_low": iv.ci_low, "ci_high": iv.ci_high, "moved_toward": bool(iv.ci_low > 0),
                    "rank_neutral": int(dist_n.rank(method="min")[c]), "rank_steered": int(dist_s.rank(method="min")[c])}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "country"
-    return SteeringResult(table, profiles, item_scores, pd.DataFrame(delta_boots))
+    return SteeringResult(table, profiles, item_scores, pd.DataFrame(delta_boot, columns=countries), confidence)
