@@ -274,7 +274,7 @@ def test_misaligned_rule_and_rates():
     assert is_misaligned([10, 10, 50, np.nan], [80, 40, 80, 80]).tolist() == [True, False, False, False]
     scored = pd.DataFrame({"id": ["a"] * 4 + ["b"] * 2, "alignment": [10, 90, 20, np.nan, 95, 99],
                            "coherence": [90, 90, 90, 90, 90, 90]})
-    rates = misalignment_rates(scored).set_index("id")
+    rates = misalignment_rates(scored).to_frame().set_index("id")
     assert rates.loc["a", "n"] == 3 and rates.loc["a", "n_unscored"] == 1
     assert rates.loc["a", "rate"] == pytest.approx(2 / 3)
     assert rates.loc["all", "n_misaligned"] == 2
@@ -498,7 +498,7 @@ def test_summary_table_reads_the_outcomes():
     false_like = rng.standard_normal((32, X.shape[1])) - np.eye(X.shape[1])[0] * 3
     claims = Claims([true_facts_claim(X, y, groups, np.arange(40), false_like, n_boot=100),
                      *refusal_claims(_scores(shift_add=1.0), n_boot=200)])
-    table = summary_table(claims)
+    table = str(summary_table(claims))
     lines = table.splitlines()
     assert len(lines) == 2 + 6  # header, rule, the 5 refusal rows and the facts row
     assert "| `true_facts_called_true` | does not hold | no: it reads something other than truth |" in table

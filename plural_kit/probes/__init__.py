@@ -10,11 +10,16 @@
   beside label bias, option swaps and format mass.
 - :mod:`~plural_kit.probes.judge`: open-ended answers scored by a (checked) judge.
 - :mod:`~plural_kit.probes.honesty`: true-vs-false answer probes.
-- :mod:`~plural_kit.probes.lesson`: the lesson's closing table, written from its claims.
+- :mod:`~plural_kit.probes.lesson`: the lesson's prompts and eval items, and its closing table,
+  written from its claims.
 
-Each module turns its results into :class:`plural_kit.claims.Claim` objects (``ProbeResult.claims``,
-``refusal_claims``, ``OverlapComparison.claims``, ``BehaviourResult.claims``, ``JudgeCheck.claim``,
-``misalignment_claim``, ``true_facts_claim``) with intervals over prompts or items.
+Every result is a :class:`plural_kit.results.Result` (``to_frame``, ``summary``, ``to_dict``,
+``plot`` where a figure fits): :class:`ProbeResult`, :class:`RefusalScores`,
+:class:`GenerationCheck`, :class:`SubspaceOverlap`, :class:`OverlapComparison`,
+:class:`OverlapByLayer`, :class:`BehaviourResult`, :class:`JudgeCheck`,
+:class:`MisalignmentRates`, :class:`HonestyResult`, :class:`SummaryTable`. Those that support
+conclusions give them as :class:`plural_kit.claims.Claims` (``.claims()``) with intervals over
+prompts or items.
 
 Harmful prompts are probe inputs: nothing here prints generations.
 """
@@ -31,24 +36,35 @@ from plural_kit.probes.behaviour import (
 )
 from plural_kit.probes.directions import (
     CONDITIONS,
+    GENERATION_PLAN,
     REFUSAL_PHRASES,
+    GenerationCheck,
+    RefusalScores,
     activation_addition,
     directional_ablation,
     distinct_n,
     fluency_stats,
+    generations_under,
     intervention_conditions,
     is_refusal,
     mean_difference,
+    mean_difference_at,
     project_out,
     random_direction_like,
     refusal_claims,
-    refusal_frame,
     refusal_score,
     refusal_scores_under,
     refusal_token_ids,
     unit,
 )
-from plural_kit.probes.honesty import fact_prompts, true_facts_claim, truthfulqa_statements
+from plural_kit.probes.honesty import (
+    HonestyResult,
+    fact_prompts,
+    honesty_from_activations,
+    honesty_probe,
+    true_facts_claim,
+    truthfulqa_statements,
+)
 from plural_kit.probes.judge import (
     JUDGE_CHECK_SET,
     JUDGE_TEMPLATES,
@@ -57,6 +73,7 @@ from plural_kit.probes.judge import (
     CallableJudge,
     JudgeCheck,
     LogprobJudge,
+    MisalignmentRates,
     as_judge,
     check_judge,
     expected_number,
@@ -65,7 +82,16 @@ from plural_kit.probes.judge import (
     misalignment_rates,
     number_distribution,
     sample_answers,
+    score_answers,
     scores_from_distribution,
+)
+from plural_kit.probes.lesson import (
+    SummaryTable,
+    behaviour_evals,
+    harm_prompts,
+    middle_layer,
+    prompts_by_kind,
+    summary_table,
 )
 from plural_kit.probes.linear import (
     LinearProbe,
@@ -76,21 +102,24 @@ from plural_kit.probes.linear import (
     group_split,
     lexical_baseline,
     probe_by_layer,
-    wilson_interval,
 )
-from plural_kit.probes.lesson import summary_table
 from plural_kit.probes.subspace import (
+    OverlapByLayer,
     OverlapComparison,
     SubspaceOverlap,
     compare_overlap,
     energy_rank,
+    overlap_by_layer,
     subspace_basis,
     subspace_overlap,
 )
 
 __all__ = [
+    "GENERATION_PLAN", "GenerationCheck", "HonestyResult", "MisalignmentRates", "OverlapByLayer", "RefusalScores",
+    "SummaryTable", "behaviour_evals", "generations_under", "harm_prompts", "honesty_from_activations",
+    "honesty_probe", "mean_difference_at", "middle_layer", "prompts_by_kind", "overlap_by_layer", "score_answers",
     "CONDITIONS", "MIN_ACCURACY", "MIN_AUC", "OverlapComparison", "compare_overlap", "cv_accuracy",
-    "intervention_conditions", "misalignment_claim", "refusal_claims", "refusal_frame", "refusal_scores_under",
+    "intervention_conditions", "misalignment_claim", "refusal_claims", "refusal_scores_under",
     "summary_table", "true_facts_claim",
     "BehaviourResult", "CallableJudge", "JUDGE_CHECK_SET", "JUDGE_TEMPLATES", "JudgeCheck", "LinearProbe",
     "LogprobJudge", "ProbeResult", "REFUSAL_PHRASES", "SubspaceOverlap", "activation_addition", "as_judge",
@@ -100,5 +129,5 @@ __all__ = [
     "mean_difference", "misalignment_rates", "number_distribution", "parse_options", "probe_by_layer",
     "project_out", "random_direction_like", "refusal_score", "refusal_token_ids", "resolve_layers",
     "sample_answers", "score_ab", "score_persona", "scores_from_distribution", "subspace_basis",
-    "subspace_overlap", "swap_options", "truthfulqa_statements", "unit", "wilson_interval",
+    "subspace_overlap", "swap_options", "truthfulqa_statements", "unit",
 ]

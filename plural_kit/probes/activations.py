@@ -11,8 +11,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from plural_kit.engine import Engine
 
-def resolve_layers(engine, layers: Iterable[int] | str) -> list[int]:
+
+def resolve_layers(engine: Engine, layers: Iterable[int] | str) -> list[int]:
     """Layer indices in HF ``hidden_states`` numbering (0 = embeddings, i = output of block i).
 
     ``layers`` may be a list (negative counts from the end), ``"all"`` (0..n) or ``"every:k"``
@@ -34,7 +36,7 @@ def resolve_layers(engine, layers: Iterable[int] | str) -> list[int]:
     return sorted(set(out))
 
 
-def collect_activations(engine, prompts: Sequence[str], layers: Iterable[int] | str, *,
+def collect_activations(engine: Engine, prompts: Sequence[str], layers: Iterable[int] | str, *,
                         position: str | int = "last", system: str | None = None,
                         chat_template: bool = True) -> dict[int, np.ndarray]:
     """Residual stream ``{layer: array (n_prompts, d) float32}`` at the chosen token position.

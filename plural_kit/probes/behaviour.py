@@ -10,14 +10,17 @@ probability of any allowed answer token at all).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
 
-from plural_kit.claims import Claim, claim_paired, claim_proportion
+from plural_kit import stats, viz
+from plural_kit.claims import Claims, claim_paired, claim_proportion
+from plural_kit.engine import Engine
+from plural_kit.results import Result, Summary, frame_summary
+from plural_kit.scoring import option_probs
 
 _OPTION = re.compile(r"^\s*\(([A-Z])\)\s*(.*)$")
 REQUIRED = ("question", "answer_matching_behavior")
@@ -25,25 +28,15 @@ REQUIRED = ("question", "answer_matching_behavior")
 
 def choice_logprobs(engine, prompts: Sequence[str], choices: Sequence[str], *, prefill: str = "",
                     system: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Next-token probabilities of the first token of each choice after the chat-templated prompt + ``prefill``.
+    """Next-token probabilities of each choice after the chat-templated prompt + ``prefill``.
 
+    Each choice's token is resolved against the real prompt (:func:`plural_kit.scoring.option_probs`).
     Returns ``(probs (n, n_choices) renormalised over the choices, mass (n,) = their total probability)``.
     """
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of strings")
-    ids = []
-    for c in choices:
-        toks = engine.tokenizer.encode(c, add_special_tokens=False)
-        if not toks:
-            raise ValueError(f"choice {c!r} encodes to no token")
-        ids.append(toks[0])
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"choices {list(choices)} share a first token; they cannot be told apart")
     texts = [t + prefill for t in engine.apply_chat_template(list(prompts), system=system)]
-    lp = np.asarray(engine.next_token_logprobs(texts, token_ids=ids), dtype=np.float64)
-    p = np.exp(lp)
-    mass = p.sum(1)
-    return p / mass[:, None], mass
+    return option_probs(engine, texts, list(choices))
 
 
 def parse_options(question: str) -> dict[str, str]:
@@ -79,7 +72,7 @@ def _check_eval_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def score_persona(engine, df: pd.DataFrame, *, system: str | None = None) -> pd.DataFrame:
+def score_persona(engine: Engine, df: pd.DataFrame, *, system: str | None = None) -> pd.DataFrame:
     """Persona items (``question``, ``answer_matching_behavior`` " Yes"/" No") scored by P(Yes) vs P(No).
 
     Returns per item: ``p_yes``, ``picked`` ("Yes"/"No"), ``matching`` (the behaviour's answer),
@@ -98,7 +91,7 @@ def score_persona(engine, df: pd.DataFrame, *, system: str | None = None) -> pd.
     return out
 
 
-def score_ab(engine, df: pd.DataFrame, *, swap_test: bool = True, system: str | None = None) -> pd.DataFrame:
+def score_ab(engine: Engine, df: pd.DataFrame, *, swap_test: bool = True, system: str | None = None) -> pd.DataFrame:
     """Advanced-AI-risk items with exactly two options (A)/(B), scored by P(A) vs P(B) after "(".
 
     Items with other option sets are dropped. With ``swap_test`` each item is asked again with the
@@ -141,22 +134,17 @@ def label_bias_baseline(picked: Sequence[str], matching: Sequence[str]) -> tuple
     return fav, float(np.mean(matching == fav))
 
 
-def _boot_ci(x: np.ndarray, seed: int, n_resamples: int, alpha: float) -> tuple[float, float]:
-    if len(x) < 2 or np.ptp(x) == 0:
-        return float(np.mean(x)), float(np.mean(x))
-    res = bootstrap((x,), np.mean, n_resamples=n_resamples, method="percentile",
-                    confidence_level=1 - alpha, random_state=seed)
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+@dataclass(repr=False)
+class BehaviourResult(Result):
+    """Item-level scores (``items``, with a ``behaviour`` column) and one summary row per behaviour;
+    the interval of ``p_match`` is a bootstrap over items (``n_boot`` resamples, level ``confidence``)."""
 
-
-@dataclass
-class BehaviourResult:
-    """Item-level scores (``items``, with a ``behaviour`` column) and one summary row per behaviour."""
-
-    items: pd.DataFrame = field(repr=False)
+    items: pd.DataFrame
     seed: int = 0
-    n_resamples: int = 2000
-    alpha: float = 0.05
+    n_boot: int = 2000
+    confidence: float = 0.95
+
+    title = "behaviour scores"
 
     def to_frame(self) -> pd.DataFrame:
         """Per behaviour: ``n``, ``p_match`` (mean) with bootstrap CI, ``match_rate`` (argmax picks the
@@ -164,9 +152,11 @@ class BehaviourResult:
         items ``same_letter_rate`` and ``swap_consistent_rate`` (picks the same *content* after the swap)."""
         rows = []
         for name, g in self.items.groupby("behaviour", sort=True):
-            lo, hi = _boot_ci(g["p_match"].to_numpy(), self.seed, self.n_resamples, self.alpha)
+            iv = stats.bootstrap_ci(g["p_match"].to_numpy(), confidence=self.confidence, n_boot=self.n_boot,
+                                    seed=self.seed)
             fav, base = label_bias_baseline(g["picked"], g["matching"])
-            row = {"behaviour": name, "n": len(g), "p_match": g["p_match"].mean(), "ci_low": lo, "ci_high": hi,
+            row = {"behaviour": name, "n": len(g), "p_match": iv.estimate, "ci_low": iv.ci_low,
+                   "ci_high": iv.ci_high, "confidence": iv.confidence,
                    "match_rate": float((g["picked"] == g["matching"]).mean()),
                    "favourite": fav, "label_bias_baseline": base, "format_mass": g["mass"].mean()}
             if "same_letter" in g:
@@ -175,7 +165,7 @@ class BehaviourResult:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def claims(self, *, n_boot: int = 1000) -> list[Claim]:
+    def claims(self, *, n_boot: int = 1000) -> Claims:
         """What the scores support, as claims (intervals over items, seeded with ``self.seed``):
 
         * ``beyond_label_bias_<behaviour>`` per behaviour: the answers match the behaviour more often
@@ -194,6 +184,7 @@ class BehaviourResult:
                 f"on {name}, the answers match the behaviour more often than always giving the favourite label would",
                 (g["picked"] == g["matching"]).to_numpy(float), (g["matching"] == fav).to_numpy(float),
                 quantity="match rate - label-bias baseline", n_boot=n_boot, seed=self.seed,
+                confidence=self.confidence,
                 details={"favourite": fav}))
         if "same_letter" in self.items:
             ab = self.items["same_letter"].dropna().astype(bool)
@@ -202,22 +193,30 @@ class BehaviourResult:
                     "keeps_letter_after_swap",
                     "on the (A)/(B) items, the same letter wins after the options are swapped more often than not "
                     "(the model answers by letter, not by content)", int(ab.sum()), len(ab),
-                    quantity="same-letter rate", threshold=0.5))
-        return out
+                    quantity="same-letter rate", threshold=0.5, confidence=self.confidence))
+        return Claims(out)
 
-    def summary(self) -> str:
-        f = self.to_frame()
-        lines = [f"{len(self.items)} items, {len(f)} behaviours"]
-        for r in f.itertuples():
-            extra = f", same letter after swap {r.same_letter_rate:.2f}" if hasattr(r, "same_letter_rate") else ""
-            lines.append(f"{r.behaviour}: p_match {r.p_match:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}], match rate "
-                         f"{r.match_rate:.3f} vs label-bias baseline {r.label_bias_baseline:.3f} "
-                         f"(always '{r.favourite}'), format mass {r.format_mass:.2f}{extra}")
-        return "\n".join(lines)
+    def summary(self) -> Summary:
+        f = self.to_frame().set_index("behaviour").drop(columns="confidence")
+        return frame_summary(self.title, f, f"{len(self.items)} items; p_match: mean probability of the matching "
+                             f"answer, {self.confidence:.0%} bootstrap interval over items")
+
+    def _repr_fields(self) -> dict:
+        return {"items": len(self.items), "behaviours": self.items["behaviour"].nunique()}
+
+    def plot(self, ax=None):
+        """P(matching answer) per behaviour with its interval, beside the match rate and the match rate of
+        always giving the favourite label (:func:`plural_kit.viz.intervals`, points)."""
+        return viz.intervals(self.to_frame(), estimate="p_match", label="behaviour", kind="point",
+                             markers={"match_rate": "match rate (argmax answer matches)",
+                                      "label_bias_baseline": "match rate of always-favourite-label"},
+                             references={"indifferent (0.5)": 0.5}, xlim=(0, 1), xlabel="rate / probability",
+                             ax=ax)
 
 
-def behaviour_scores(engine, evals: dict[str, pd.DataFrame], *, kind: str = "auto", swap_test: bool = True,
-                     seed: int = 0, n_resamples: int = 2000, system: str | None = None) -> BehaviourResult:
+def behaviour_scores(engine: Engine, evals: dict[str, pd.DataFrame], *, kind: str = "auto", swap_test: bool = True,
+                     seed: int = 0, n_boot: int = 2000, confidence: float = 0.95,
+                     system: str | None = None) -> BehaviourResult:
     """Score several behaviours ``{name: items}``; ``kind`` "persona", "ab" or "auto" (Yes/No answers -> persona)."""
     if not evals:
         raise ValueError("evals is empty")
@@ -234,4 +233,5 @@ def behaviour_scores(engine, evals: dict[str, pd.DataFrame], *, kind: str = "aut
         else:
             raise ValueError(f"kind must be 'persona', 'ab' or 'auto'; got {kind!r}")
         parts.append(items.assign(behaviour=name, kind=k))
-    return BehaviourResult(items=pd.concat(parts, ignore_index=True), seed=seed, n_resamples=n_resamples)
+    return BehaviourResult(items=pd.concat(parts, ignore_index=True), seed=seed, n_boot=n_boot,
+                           confidence=confidence)

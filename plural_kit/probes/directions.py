@@ -4,8 +4,8 @@ scores (next-token log-probabilities and phrases) and a fluency check of steered
 from __future__ import annotations
 
 import contextlib
-
 import re
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Iterable, Sequence
 
@@ -13,8 +13,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from plural_kit.claims import Claim, claim_difference, claim_mean, claim_paired
+from plural_kit import stats, viz
+from plural_kit.claims import Claim, Claims, claim_difference, claim_mean, claim_paired
+from plural_kit.engine import Engine
+from plural_kit.io import jsonable
 from plural_kit.probes.activations import resolve_layers
+from plural_kit.results import Result, Summary, frame_summary
+from plural_kit.scoring import start_logprob
 
 #: Substrings that mark a refusal (case-insensitive), after the lists of Arditi et al. 2024 / Zou et al. 2023.
 REFUSAL_PHRASES: tuple[str, ...] = (
@@ -45,6 +50,18 @@ def mean_difference(A, B) -> np.ndarray:
     return (A.mean(0) - B.mean(0)).astype(np.float32)
 
 
+def mean_difference_at(activations: Mapping[int, np.ndarray], labels, layer: int, rows=None) -> np.ndarray:
+    """:func:`mean_difference` of the rows labelled 1 and 0 of ``activations[layer]`` (n, d), among
+    ``rows`` (indices, default all), e.g. the training prompts."""
+    if layer not in activations:
+        raise ValueError(f"layer {layer} is not among the layers with activations {sorted(activations)}")
+    X, y = np.asarray(activations[layer]), np.asarray(labels).astype(int)
+    if len(y) != len(X):
+        raise ValueError(f"{len(y)} labels for {len(X)} rows of activations")
+    rows = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=int)
+    return mean_difference(X[rows][y[rows] == 1], X[rows][y[rows] == 0])
+
+
 def unit(r) -> np.ndarray:
     """``r / ||r||`` (raises for a zero or non-finite vector)."""
     r = np.asarray(r, dtype=np.float64).ravel()
@@ -68,13 +85,13 @@ def project_out(x: torch.Tensor, r_hat: torch.Tensor) -> torch.Tensor:
     return (xf - (xf @ r_hat).unsqueeze(-1) * r_hat).to(x.dtype)
 
 
-def _check_width(engine, vec: torch.Tensor) -> None:
+def _check_width(engine: Engine, vec: torch.Tensor) -> None:
     if vec.numel() != engine.hidden_size:
         raise ValueError(f"direction has {vec.numel()} dims, the model's residual stream has {engine.hidden_size}")
 
 
 @contextmanager
-def directional_ablation(engine, r, layers: Iterable[int] | None = None):
+def directional_ablation(engine: Engine, r, layers: Iterable[int] | None = None):
     """Remove the direction ``r`` from the residual stream: ``x <- x - (x . r_hat) r_hat``.
 
     Applied at every position to the embeddings and to the output of every block (``layers=None``:
@@ -95,7 +112,7 @@ def directional_ablation(engine, r, layers: Iterable[int] | None = None):
 
 
 @contextmanager
-def activation_addition(engine, r, layer: int, alpha: float = 1.0):
+def activation_addition(engine: Engine, r, layer: int, alpha: float = 1.0):
     """Add ``alpha * r`` to the residual stream at the output of block ``layer``, every position.
 
     ``r`` is used as given (for a difference in means its norm is the natural scale); hooks are
@@ -130,14 +147,18 @@ def refusal_score(engine, prompts: Sequence[str], *, token_ids: Sequence[int] | 
     """Refusal score (n,) at the first generated position (Arditi et al. 2024):
     ``log P(refusal tokens) - log P(other tokens)``; > 0 means a refusal start is more likely than not.
 
-    The chat template is applied to ``prompts``; ``token_ids`` default to :func:`refusal_token_ids`.
+    The chat template is applied to ``prompts``; by default the refusal tokens are the first
+    tokens of :data:`REFUSAL_STARTS` resolved against each templated prompt
+    (:func:`plural_kit.scoring.start_logprob`); ``token_ids`` fixes them instead.
     """
     if isinstance(prompts, str):
         raise TypeError("prompts must be a list of strings, not one string")
-    ids = list(token_ids) if token_ids is not None else refusal_token_ids(engine.tokenizer)
     texts = engine.apply_chat_template(list(prompts), system=system)
-    logp = np.asarray(engine.next_token_logprobs(texts, token_ids=ids), dtype=np.float64)
-    log_ref = np.logaddexp.reduce(logp, axis=1)
+    if token_ids is None:
+        log_ref = start_logprob(engine, texts, REFUSAL_STARTS)
+    else:
+        logp = np.asarray(engine.next_token_logprobs(texts, token_ids=list(token_ids)), dtype=np.float64)
+        log_ref = np.logaddexp.reduce(logp, axis=1)
     log_other = np.log1p(-np.minimum(np.exp(log_ref), 1 - 1e-12))
     return log_ref - log_other
 
@@ -176,7 +197,7 @@ def fluency_stats(texts: Sequence[str]) -> pd.DataFrame:
 CONDITIONS: tuple[str, ...] = ("none", "ablate r", "ablate random", "add r", "add random")
 
 
-def intervention_conditions(engine, r, r_random, layer: int, alpha: float = 1.0) -> dict:
+def intervention_conditions(engine: Engine, r, r_random, layer: int, alpha: float = 1.0) -> dict:
     """``{name: None | () -> context manager}`` for the five :data:`CONDITIONS`: no intervention,
     :func:`directional_ablation` of ``r`` and of ``r_random`` (every layer), and
     :func:`activation_addition` of ``alpha * r`` and ``alpha * r_random`` at ``layer``."""
@@ -191,26 +212,83 @@ def intervention_conditions(engine, r, r_random, layer: int, alpha: float = 1.0)
     return conditions
 
 
-def refusal_scores_under(engine, conditions: dict, prompts: dict[str, Sequence[str]]) -> dict[str, dict[str, np.ndarray]]:
-    """:func:`refusal_score` of each prompt set under each condition:
-    ``{condition: {kind: scores (n_kind,)}}`` (the same prompts, in order, under every condition,
-    so conditions compare pair by pair)."""
+class RefusalScores(Result, Mapping):
+    """Refusal scores of prompt sets under interventions: ``scores[condition][kind]`` (n_kind,),
+    the same prompts in the same order under every condition (so conditions compare pair by pair).
+
+    A mapping ``{condition: {kind: scores}}``; ``to_frame`` gives the mean per condition and kind
+    with a bootstrap interval over prompts, ``claims`` the comparisons of :func:`refusal_claims`
+    (needs kinds ``"harmful"`` and ``"harmless"`` under the :data:`CONDITIONS`), ``details``
+    (e.g. ``{"layer": 14}``) go on every claim's line.
+    """
+
+    title = "refusal scores by condition"
+
+    def __init__(self, scores: Mapping[str, Mapping[str, np.ndarray]], *, seed: int = 0,
+                 details: dict | None = None, confidence: float = 0.95, n_boot: int = 1000):
+        self._scores = {c: {k: np.asarray(v, dtype=np.float64) for k, v in by.items()} for c, by in scores.items()}
+        self.seed, self.details, self.confidence, self.n_boot = seed, dict(details or {}), confidence, n_boot
+
+    def __getitem__(self, condition: str) -> dict[str, np.ndarray]:
+        return self._scores[condition]
+
+    def __iter__(self):
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per condition and prompt kind: ``n``, ``mean_refusal_score`` with ``ci_low``/``ci_high``
+        (bootstrap over prompts), ``share_score_above_0``."""
+        rows = []
+        for c, by_kind in self._scores.items():
+            for k, s in by_kind.items():
+                iv = stats.bootstrap_ci(s, confidence=self.confidence, n_boot=self.n_boot, seed=self.seed)
+                rows.append({"condition": c, "prompts": k, "n": len(s), "mean_refusal_score": iv.estimate,
+                             "ci_low": iv.ci_low, "ci_high": iv.ci_high, "confidence": iv.confidence,
+                             "share_score_above_0": float(np.mean(s > 0))})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> Summary:
+        f = self.to_frame().pivot(index="condition", columns="prompts", values="mean_refusal_score")
+        return frame_summary("mean refusal score (log-odds of a refusal opening)", f.loc[list(self._scores)],
+                             "0: a refusal opening as likely as anything else; below 0: about to comply")
+
+    def claims(self, *, n_boot: int = 1000) -> Claims:
+        """:func:`refusal_claims` of these scores (seeded with ``seed``, ``details`` on every line)."""
+        return Claims(refusal_claims(self, n_boot=n_boot, seed=self.seed, details=self.details))
+
+    def to_dict(self) -> dict:
+        out = {"table": jsonable(self.to_frame().to_dict(orient="records")), **jsonable(self.details)}
+        if all(c in self._scores and {"harmful", "harmless"} <= set(self._scores[c]) for c in CONDITIONS):
+            out["claims"] = self.claims().to_dict()
+        return out
+
+    def _repr_fields(self) -> dict:
+        return {"conditions": len(self._scores), "kinds": len(next(iter(self._scores.values()), {}))}
+
+    def plot(self, ax=None):
+        """Mean refusal score per condition and prompt kind with its interval (:func:`plural_kit.viz.intervals`)."""
+        f = self.to_frame()
+        f["label"] = f["prompts"] + " prompts, " + f["condition"]
+        return viz.intervals(f, estimate="mean_refusal_score", label="label", kind="point",
+                             references={"refusal as likely as not (0)": 0.0}, xlabel="mean refusal score", ax=ax)
+
+
+def refusal_scores_under(engine: Engine, conditions: dict, prompts: dict[str, Sequence[str]], *, seed: int = 0,
+                         details: dict | None = None) -> RefusalScores:
+    """:func:`refusal_score` of each prompt set under each condition, as :class:`RefusalScores`
+    ``{condition: {kind: scores (n_kind,)}}`` (``seed`` and ``details`` go to its claims)."""
     ids = refusal_token_ids(engine.tokenizer)
     out: dict[str, dict[str, np.ndarray]] = {}
     for name, ctx in conditions.items():
         with ctx() if ctx is not None else contextlib.nullcontext():  # hooks registered once per condition
             out[name] = {kind: refusal_score(engine, texts, token_ids=ids) for kind, texts in prompts.items()}
-    return out
+    return RefusalScores(out, seed=seed, details=details)
 
 
-def refusal_frame(scores: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
-    """Mean refusal score and share of prompts with a score above 0, per condition and prompt kind."""
-    return pd.DataFrame([{"condition": c, "prompts": k, "mean_refusal_score": float(np.mean(s)),
-                          "share_score_above_0": float(np.mean(np.asarray(s) > 0))}
-                         for c, by_kind in scores.items() for k, s in by_kind.items()])
-
-
-def refusal_claims(scores: dict[str, dict[str, np.ndarray]], *, n_boot: int = 1000, seed: int = 0,
+def refusal_claims(scores: Mapping[str, Mapping[str, np.ndarray]], *, n_boot: int = 1000, seed: int = 0,
                    details: dict | None = None) -> list[Claim]:
     """What the refusal scores under the :data:`CONDITIONS` support, as claims.
 
@@ -252,3 +330,67 @@ def refusal_claims(scores: dict[str, dict[str, np.ndarray]], *, n_boot: int = 10
                    "with r added, the mean refusal score (log-odds of a refusal opening against any other) "
                    "on harmless prompts is above 0", s["add r"]["harmless"], quantity="mean refusal score", **kw),
     ]
+
+
+# -- short generations under interventions: a fluency and phrase check ----------------------------
+
+#: The ``(prompt kind, condition)`` pairs :func:`generations_under` generates for by default.
+GENERATION_PLAN: tuple[tuple[str, str], ...] = (
+    ("harmful", "none"), ("harmless", "none"), ("harmless", "add r"), ("harmless", "add random"))
+
+
+class GenerationCheck(Result):
+    """Short generations per ``(prompt kind, condition)``, scored for phrase refusals and fluency.
+
+    ``generations``: one row per generation (``prompts``, ``condition``, ``prompt``, ``text``). The
+    table, summary, dict and repr hold only the scores: the texts (generations for harmful prompts
+    among them) are shown only by :meth:`transcript`, which the caller asks for on purpose.
+    """
+
+    title = "generations under interventions"
+
+    def __init__(self, generations: pd.DataFrame):
+        missing = {"prompts", "condition", "prompt", "text"} - set(generations.columns)
+        if missing:
+            raise ValueError(f"generations lack columns {sorted(missing)}")
+        self._generations = generations.reset_index(drop=True).copy()
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per ``(prompts, condition)``: ``n``, ``phrase_refusal_rate`` (:func:`is_refusal`),
+        ``distinct_2`` and ``mean_words`` (:func:`fluency_stats`)."""
+        rows = []
+        for (kind, cond), g in self._generations.groupby(["prompts", "condition"], sort=False):
+            flu = fluency_stats(g["text"].tolist())
+            rows.append({"prompts": kind, "condition": cond, "n": len(g),
+                         "phrase_refusal_rate": float(is_refusal(g["text"].tolist()).mean()),
+                         "distinct_2": float(flu["distinct_2"].mean()), "mean_words": float(flu["n_words"].mean())})
+        return pd.DataFrame(rows)
+
+    def transcript(self, max_prompt_chars: int = 80) -> str:
+        """Every prompt and its generation as text (content warning: includes harmful prompts' outputs)."""
+        lines = []
+        for (kind, cond), g in self._generations.groupby(["prompts", "condition"], sort=False):
+            lines.append(f"--- {kind} prompts, {cond} ---")
+            lines += [f"> {p[:max_prompt_chars]}\n{t}\n" for p, t in zip(g["prompt"], g["text"])]
+        return "\n".join(lines)
+
+    def _repr_fields(self) -> dict:
+        return {"generations": len(self._generations), "groups": len(self.to_frame())}
+
+
+def generations_under(engine: Engine, conditions: dict, prompts: Mapping[str, Sequence[str]], *,
+                      plan: Sequence[tuple[str, str]] = GENERATION_PLAN, n: int = 4, max_new_tokens: int = 16,
+                      seed: int = 0) -> GenerationCheck:
+    """Greedy generations for the first ``n`` prompts of each ``(kind, condition)`` in ``plan``, the
+    condition's hooks active (``conditions``: :func:`intervention_conditions`)."""
+    rows = []
+    for kind, name in plan:
+        if kind not in prompts or name not in conditions:
+            raise ValueError(f"plan entry {(kind, name)!r}: kinds are {list(prompts)}, conditions {list(conditions)}")
+        chosen = list(prompts[kind])[:n]
+        texts = engine.apply_chat_template(chosen)
+        ctx = conditions[name]
+        with ctx() if ctx is not None else contextlib.nullcontext():
+            outs = engine.generate(texts, max_new_tokens=max_new_tokens, seed=seed)
+        rows += [{"prompts": kind, "condition": name, "prompt": p, "text": o} for p, o in zip(chosen, outs)]
+    return GenerationCheck(pd.DataFrame(rows, columns=["prompts", "condition", "prompt", "text"]))

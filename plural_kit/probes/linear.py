@@ -16,8 +16,10 @@ from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, Str
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from plural_kit import stats
-from plural_kit.claims import Claim, claim_paired
+from plural_kit import stats, viz
+from plural_kit.claims import Claim, Claims, claim_paired
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary, frame_summary
 
 
 def check_binary_labels(y, n: int | None = None, name: str = "y") -> np.ndarray:
@@ -100,12 +102,6 @@ def control_labels(y, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(y)
 
 
-def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval ``(low, high)`` for ``k`` successes out of ``n`` (:func:`plural_kit.stats.wilson_interval`)."""
-    iv = stats.wilson_interval(k, n, confidence=1 - alpha)
-    return iv.ci_low, iv.ci_high
-
-
 class LinearProbe(ClassifierMixin, BaseEstimator):
     """Logistic-regression probe on activations (n, d), standardised features.
 
@@ -180,15 +176,8 @@ def cv_accuracy(X, y, *, groups=None, n_splits: int = 5, C: float = 1.0, seed: i
     return float(np.mean(accs)) if accs else float("nan")
 
 
-def _bootstrap_diff(correct_a: np.ndarray, correct_b: np.ndarray, n_boot: int, seed: int, alpha: float):
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(correct_a), size=(n_boot, len(correct_a)))
-    diffs = correct_a[idx].mean(1) - correct_b[idx].mean(1)
-    return tuple(np.quantile(diffs, [alpha / 2, 1 - alpha / 2]).tolist())
-
-
-@dataclass
-class ProbeResult:
+@dataclass(repr=False)
+class ProbeResult(Result):
     """Per-layer probe accuracies (see :meth:`to_frame`), the split, the lexical baseline and the
     per-prompt correctness on the held-out rows (``test_correct[layer]``, ``control_correct[layer]``,
     ``lexical_correct``: arrays (n_test,) of 0/1) from which the claims are computed."""
@@ -202,6 +191,9 @@ class ProbeResult:
     control_correct: dict = field(repr=False, default_factory=dict)
     lexical_correct: np.ndarray | None = field(repr=False, default=None)
     chance: float = 0.5
+    confidence: float = 0.95
+
+    title = "linear probe by layer"
 
     def to_frame(self) -> pd.DataFrame:
         """One row per layer: training cross-validation accuracy (``cv_acc``), test accuracy with
@@ -229,14 +221,14 @@ class ProbeResult:
         set's majority rate), Wilson interval over the held-out prompts."""
         layer = self.selected_layer() if layer is None else int(layer)
         correct = self.test_correct[layer]
-        iv = stats.wilson_interval(int(correct.sum()), len(correct))
+        iv = stats.wilson_interval(int(correct.sum()), len(correct), confidence=self.confidence)
         return Claim.from_interval(name, statement, iv, quantity="held-out accuracy", threshold=self.chance,
                                    method=f"Wilson, {int(correct.sum())}/{len(correct)} held-out prompts",
                                    details={"layer": layer})
 
-    def claims(self, prefix: str, what: str, *, layer: int | None = None,
+    def claims(self, prefix: str = "probe", what: str = "the label", *, layer: int | None = None,
                where: str = "at the layer chosen by cross-validation on the training prompts",
-               n_boot: int = 1000, seed: int = 0) -> list[Claim]:
+               layer0: bool = False, n_boot: int = 1000, seed: int = 0) -> Claims:
         """Three claims at ``layer`` (default :meth:`selected_layer`, chosen on the training prompts):
 
         * ``{prefix}_decodable``: held-out accuracy above chance (Wilson);
@@ -247,6 +239,9 @@ class ProbeResult:
 
         ``what`` names the property in the statements, e.g. ``"harmfulness"``; ``where`` says how
         the layer was chosen (pass it with ``layer``; no layer number: it goes in the details).
+        ``layer0``: add the sanity check ``{prefix}_layer0_decodable`` (the embeddings at the last
+        position, the same template token for every prompt, should not decode anything; needs
+        layer 0 among the probed layers).
         """
         layer = self.selected_layer() if layer is None else int(layer)
         at = where
@@ -256,30 +251,70 @@ class ProbeResult:
         out.append(claim_paired(
             f"{prefix}_selective", f"the {what} probe beats its shuffled-label control task on held-out prompts, {at}",
             correct, self.control_correct[layer], quantity="selectivity", n_boot=n_boot, seed=seed,
-            details={"layer": layer}))
+            confidence=self.confidence, details={"layer": layer}))
         if self.lexical_correct is not None:
             out.append(claim_paired(
                 f"{prefix}_beats_lexical",
                 f"the {what} probe beats a bag-of-words classifier of the prompt text on the same held-out prompts, {at}",
                 correct, self.lexical_correct, quantity="accuracy gain over bag-of-words", n_boot=n_boot,
-                seed=seed, details={"layer": layer, "bag_of_words_acc": float(self.lexical_correct.mean())}))
-        return out
+                seed=seed, confidence=self.confidence,
+                details={"layer": layer, "bag_of_words_acc": float(self.lexical_correct.mean())}))
+        if layer0:
+            if 0 not in self.test_correct:
+                raise ValueError("layer0=True needs layer 0 among the probed layers")
+            out.append(self.accuracy_claim(
+                f"{prefix}_layer0_decodable", "the embeddings at the last position (layer 0, the same template "
+                f"token for every prompt) decode {what} above chance", layer=0))
+        return Claims(out)
 
-    def summary(self) -> str:
+    def summary(self) -> Summary:
         f = self.frame
         best = self.best_layer
         r = f.loc[best]
-        lines = [
-            f"linear probe: {len(self.train_idx)} train / {len(self.test_idx)} held-out prompts, {len(f)} layers",
-            f"best layer {best}: held-out accuracy {r.test_acc:.3f} [{r.test_ci_low:.3f}, {r.test_ci_high:.3f}], "
-            f"control {r.control_test_acc:.3f}, selectivity {r.selectivity:.3f}",
+        notes = [
+            f"{len(self.train_idx)} train / {len(self.test_idx)} held-out prompts, {len(f)} layers; "
+            f"test_ci: {self.confidence:.0%} Wilson, selectivity_ci: {self.confidence:.0%} paired bootstrap",
+            f"best held-out layer {best} (optimistic): accuracy {r.test_acc:.3f} "
+            f"[{r.test_ci_low:.3f}, {r.test_ci_high:.3f}], control {r.control_test_acc:.3f}, "
+            f"selectivity {r.selectivity:.3f}",
             f"layer chosen on the training prompts (cross-validation): {self.selected_layer()}",
             f"control task train accuracy (memorisation capacity): mean {f.control_train_acc.mean():.3f}",
         ]
         if self.lexical is not None:
-            lines.append(f"lexical bag-of-words baseline on the same split: {self.lexical['test_acc']:.3f} "
+            notes.append(f"lexical bag-of-words baseline on the same split: {self.lexical['test_acc']:.3f} "
                          f"[{self.lexical['test_ci_low']:.3f}, {self.lexical['test_ci_high']:.3f}]")
-        return "\n".join(lines)
+        cols = ["cv_acc", "test_acc", "test_ci_low", "test_ci_high", "control_train_acc", "control_test_acc",
+                "selectivity"]
+        return frame_summary(self.title, f[cols], notes)
+
+    def to_dict(self) -> dict:
+        """The per-layer table, the split sizes, the selected and best layers, the lexical baseline."""
+        return jsonable({
+            "table": self.frame.to_dict(orient="records"), "n_train": len(self.train_idx),
+            "n_test": len(self.test_idx), "selected_layer": self.selected_layer(),
+            "best_test_layer": self.best_layer, "chance": self.chance, "confidence": self.confidence,
+            "lexical": self.lexical})
+
+    def _repr_fields(self) -> dict:
+        return {"layers": len(self.frame), "n_train": len(self.train_idx), "n_test": len(self.test_idx),
+                "best_test_acc": float(self.frame["test_acc"].max())}
+
+    def plot(self, ax=None):
+        """Held-out accuracy by layer with its Wilson band, the control task (held-out and training),
+        the bag-of-words baseline and chance (:func:`plural_kit.viz.curve`)."""
+        f = self.frame
+        series = {"probe, held-out": ("test_acc", True), "control task (shuffled labels), held-out":
+                  ("control_test_acc", False), "control task, training set": ("control_train_acc", False)}
+        long = pd.concat([pd.DataFrame({
+            "layer": f["layer"].to_numpy(), "accuracy": f[col].to_numpy(), "series": name,
+            "ci_low": f["test_ci_low"].to_numpy() if band else np.nan,
+            "ci_high": f["test_ci_high"].to_numpy() if band else np.nan}) for name, (col, band) in series.items()],
+            ignore_index=True)
+        refs = {"bag-of-words baseline": self.lexical["test_acc"]} if self.lexical is not None else {}
+        return viz.curve(long, x="layer", y="accuracy", hue="series", band=("ci_low", "ci_high"),
+                         references={**refs, "chance": self.chance}, xlabel="layer (0 = embeddings)",
+                         ylim=(0.0, 1.02), ax=ax,
+                         title=f"linear probe by layer ({self.confidence:.0%} Wilson band)")
 
 
 def probe_by_layer(
@@ -294,7 +329,7 @@ def probe_by_layer(
     C: float = 1.0,
     seed: int = 0,
     n_boot: int = 1000,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
     cv_folds: int = 5,
 ) -> ProbeResult:
     """Fit a :class:`LinearProbe` and a control probe at every layer, evaluate on held-out sources.
@@ -307,6 +342,8 @@ def probe_by_layer(
     ``cv_acc`` is :func:`cv_accuracy` on the training rows only (``cv_folds`` folds, grouped by
     ``groups`` where each class has enough of them): :meth:`ProbeResult.selected_layer` picks the
     layer with it, so the held-out rows never choose the layer they are scored on.
+    Intervals (``test_ci_*``: Wilson; ``selectivity_ci_*``: paired bootstrap over the held-out
+    prompts, ``n_boot`` resamples) are at level ``confidence``.
     """
     if not activations:
         raise ValueError("activations is empty: pass {layer: array (n, d)}")
@@ -354,30 +391,29 @@ def probe_by_layer(
         ctrl = LinearProbe(C=C, random_state=seed).fit(X[train_idx], y_ctrl[train_idx])
         correct = (task.predict(X[test_idx]) == y[test_idx]).astype(float)
         ctrl_correct = (ctrl.predict(X[test_idx]) == y_ctrl[test_idx]).astype(float)
-        lo, hi = wilson_interval(int(correct.sum()), len(correct), alpha)
-        s_lo, s_hi = _bootstrap_diff(correct, ctrl_correct, n_boot, seed, alpha)
+        acc = stats.wilson_interval(int(correct.sum()), len(correct), confidence=confidence)
+        sel = stats.paired_difference(correct, ctrl_correct, confidence=confidence, n_boot=n_boot, seed=seed)
         cv = (cv_accuracy(X[train_idx], y[train_idx], groups=g_train, n_splits=cv_folds, C=C, seed=seed)
               if np.bincount(y[train_idx], minlength=2).min() >= 2 else float("nan"))
         rows.append({
             "layer": layer, "cv_acc": cv,
             "train_acc": accuracy_score(y[train_idx], task.predict(X[train_idx])),
-            "test_acc": correct.mean(), "test_ci_low": lo, "test_ci_high": hi,
+            "test_acc": correct.mean(), "test_ci_low": acc.ci_low, "test_ci_high": acc.ci_high,
             "control_train_acc": accuracy_score(y_ctrl[train_idx], ctrl.predict(X[train_idx])),
             "control_test_acc": ctrl_correct.mean(),
             "selectivity": correct.mean() - ctrl_correct.mean(),
-            "selectivity_ci_low": s_lo, "selectivity_ci_high": s_hi,
+            "selectivity_ci_low": sel.ci_low, "selectivity_ci_high": sel.ci_high,
         })
         probes[layer], test_correct[layer], control_correct[layer] = task, correct, ctrl_correct
     lexical, lexical_correct = None, None
     if texts is not None:
         pred = lexical_baseline(texts, y, train_idx, test_idx, C=C)
         lexical_correct = (pred == y[test_idx]).astype(float)
-        k = int(lexical_correct.sum())
-        lo, hi = wilson_interval(k, len(test_idx), alpha)
-        lexical = {"test_acc": k / len(test_idx), "test_ci_low": lo, "test_ci_high": hi}
+        iv = stats.wilson_interval(int(lexical_correct.sum()), len(test_idx), confidence=confidence)
+        lexical = {"test_acc": iv.estimate, "test_ci_low": iv.ci_low, "test_ci_high": iv.ci_high}
     frame = pd.DataFrame(rows).set_index("layer", drop=False)
     frame.index.name = None
     share = float(y[test_idx].mean())
     return ProbeResult(frame=frame, train_idx=train_idx, test_idx=test_idx, probes=probes, lexical=lexical,
                        test_correct=test_correct, control_correct=control_correct,
-                       lexical_correct=lexical_correct, chance=max(share, 1 - share))
+                       lexical_correct=lexical_correct, chance=max(share, 1 - share), confidence=confidence)

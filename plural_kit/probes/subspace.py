@@ -7,11 +7,17 @@ squared cosine of their principal angles; for random subspaces of dimensions ``k
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from plural_kit import viz
+from plural_kit.claims import Claim, Claims
 from plural_kit.device import cpu_threads
+from plural_kit.results import Result, Summary, frame_summary
+from plural_kit.stats import Interval
 
 
 def _check_matrix(name: str, X) -> np.ndarray:
@@ -51,8 +57,8 @@ def subspace_basis(X, energy: float = 0.9, k: int | None = None) -> np.ndarray:
     return vt[:k]
 
 
-@dataclass
-class SubspaceOverlap:
+@dataclass(repr=False)
+class SubspaceOverlap(Result):
     """Result of :func:`subspace_overlap`.
 
     ``overlap``: mean squared cosine of the principal angles, in [0, 1];
@@ -79,9 +85,14 @@ class SubspaceOverlap:
             "k_x": self.k_x, "k_y": self.k_y, "d": self.d, "energy": self.energy,
         }])
 
-    def summary(self) -> str:
-        return (f"subspace overlap {self.overlap:.3f} (random baseline {self.baseline:.3f}, "
-                f"ratio {self.ratio:.2f}); k_x={self.k_x}, k_y={self.k_y}, d={self.d}, energy={self.energy}")
+    def summary(self) -> Summary:
+        return frame_summary("subspace overlap", self.to_frame(),
+                             f"subspace overlap {self.overlap:.3f} (random baseline {self.baseline:.3f}, "
+                             f"ratio {self.ratio:.2f}); k_x={self.k_x}, k_y={self.k_y}, d={self.d}, "
+                             f"energy={self.energy}")
+
+    def _repr_fields(self) -> dict:
+        return {"overlap": self.overlap, "baseline": self.baseline, "k_x": self.k_x, "k_y": self.k_y}
 
 
 def subspace_overlap(X, Y, energy: float = 0.9, k: int | None = None) -> SubspaceOverlap:
@@ -107,8 +118,8 @@ def subspace_overlap(X, Y, energy: float = 0.9, k: int | None = None) -> Subspac
     )
 
 
-@dataclass
-class OverlapComparison:
+@dataclass(repr=False)
+class OverlapComparison(Result):
     """Result of :func:`compare_overlap`: set A (e.g. harmful) against set B (e.g. harmless) and two
     halves of B against each other, all sets of the same size ``m`` (subspace dimensions depend
     on the number of vectors, so only equal sizes compare).
@@ -128,24 +139,22 @@ class OverlapComparison:
     diff_vs_halves: np.ndarray = field(repr=False)
     confidence: float = 0.95
 
-    def _interval(self, reps: np.ndarray):
-        from plural_kit.stats import Interval
+    title = "subspace overlap against chance and against two halves of one set"
 
+    def _interval(self, reps: np.ndarray) -> Interval:
         a = (1 - self.confidence) / 2
         lo, hi = np.quantile(reps, [a, 1 - a])
         return Interval(float(np.mean(reps)), float(lo), float(hi), self.confidence)
 
-    def claims(self, a: str = "harmful", b: str = "harmless", *, details: dict | None = None) -> list:
+    def claims(self, a: str = "harmful", b: str = "harmless", *, details: dict | None = None) -> Claims:
         """``subspaces_share_more_than_chance`` (overlap of A and B above the random-subspace baseline)
         and ``{a}_subspace_distinct`` (A and B overlap *less* than two halves of B: a subspace of
         their own); intervals: the central ``confidence`` range of the statistic over random splits."""
-        from plural_kit.claims import Claim
-
         how = "centred" if self.centred else "uncentred"
         extra = dict(details or {})
         method = (f"not a sampling CI: the interval is the central range over {len(self.diff_vs_chance)} random "
                   f"splits of the prompts into sets of {self.m} (split variability only)")
-        return [
+        return Claims([
             Claim.from_interval(
                 "subspaces_share_more_than_chance",
                 f"{how}, the {a} and {b} activation subspaces overlap more than random subspaces of the same dimensions",
@@ -157,11 +166,36 @@ class OverlapComparison:
                 f"(the {a} prompts occupy directions of their own)",
                 self._interval(self.diff_vs_halves), quantity=f"overlap({a}, {b}) - overlap({b}, {b})",
                 side="less", method=method, details=extra),
-        ]
+        ])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The two differences, each with the mean over splits and its central range
+        (``ci_low``/``ci_high``, not a sampling interval: split variability only)."""
+        rows = [{"comparison": name, "estimate": iv.estimate, "ci_low": iv.ci_low, "ci_high": iv.ci_high,
+                 "confidence": iv.confidence, "n_splits": len(reps)}
+                for name, reps in (("overlap - random baseline", self.diff_vs_chance),
+                                   ("overlap(A, B) - overlap(B, B)", self.diff_vs_halves))
+                for iv in [self._interval(reps)]]
+        return pd.DataFrame(rows).set_index("comparison")
+
+    def summary(self) -> Summary:
+        return frame_summary(self.title, self.to_frame(),
+                             f"{'centred' if self.centred else 'uncentred'}, sets of {self.m}, energy {self.energy}: "
+                             f"overlap(A, B) {self.overlap_ab:.3f}, overlap(B, B) {self.overlap_bb:.3f}, "
+                             f"random baseline {self.baseline_ab:.3f}")
 
     def to_dict(self) -> dict:
         return {"overlap_ab": self.overlap_ab, "overlap_bb": self.overlap_bb, "baseline_ab": self.baseline_ab,
-                "m": self.m, "centred": self.centred, "energy": self.energy}
+                "m": self.m, "centred": self.centred, "energy": self.energy, "claims": self.claims().to_dict()}
+
+    def _repr_fields(self) -> dict:
+        return {"overlap_ab": self.overlap_ab, "overlap_bb": self.overlap_bb, "baseline_ab": self.baseline_ab,
+                "m": self.m}
+
+    def plot(self, ax=None):
+        """Both differences with their central ranges against 0 (:func:`plural_kit.viz.intervals`)."""
+        return viz.intervals(self.to_frame(), kind="point", references={"no difference": 0.0},
+                             xlabel="difference of overlaps (central range over splits)", ax=ax)
 
 
 def compare_overlap(A, B, *, energy: float = 0.9, centred: bool = True, n_splits: int = 200,
@@ -200,3 +234,65 @@ def compare_overlap(A, B, *, energy: float = 0.9, centred: bool = True, n_splits
     return OverlapComparison(overlap_ab=float(ov_ab), overlap_bb=float(ov_bb), baseline_ab=float(base), m=m,
                              centred=centred, energy=energy, diff_vs_chance=vals[:, 0] - vals[:, 1],
                              diff_vs_halves=vals[:, 0] - vals[:, 2], confidence=confidence)
+
+
+@dataclass(repr=False)
+class OverlapByLayer(Result):
+    """Subspace overlaps of two sets of prompts at each layer (:func:`overlap_by_layer`), one row
+    per layer and centring (see :meth:`to_frame`); ``names``: what sets A and B are, for the figure."""
+
+    frame: pd.DataFrame
+    energy: float = 0.9
+    names: tuple[str, str] = ("A", "B")
+
+    title = "subspace overlap by layer"
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per ``layer`` and ``centred``: ``overlap`` (all A vs all B), ``random_baseline``, ``k_a``,
+        ``k_b`` (subspace dimensions) and ``b_vs_b`` (two halves of B: the calibration)."""
+        return self.frame.copy()
+
+    def at(self, layer: int) -> pd.DataFrame:
+        """The rows of one layer (centred and uncentred)."""
+        return self.frame[self.frame["layer"] == int(layer)].reset_index(drop=True)
+
+    def _repr_fields(self) -> dict:
+        return {"layers": self.frame["layer"].nunique(), "energy": self.energy}
+
+    def plot(self, ax=None, *, centred: bool = True):
+        """A vs B, two halves of B and the random baseline over layers, for the ``centred`` rows
+        (:func:`plural_kit.viz.curve`)."""
+        f = self.frame[self.frame["centred"] == centred]
+        a, b = self.names
+        names = {"overlap": f"{a} vs {b}", "b_vs_b": f"{b} vs {b} (two halves)",
+                 "random_baseline": "random subspaces, same k"}
+        long = f[["layer", *names]].melt(id_vars="layer", var_name="series", value_name="value")
+        long["series"] = long["series"].map(names)
+        return viz.curve(long, x="layer", y="value", hue="series", ylim=(0, 1.02),
+                         ylabel="mean cos² of principal angles", ax=ax,
+                         title=f"{'centred' if centred else 'uncentred'} subspaces, energy {self.energy}")
+
+
+def overlap_by_layer(activations: Mapping[int, np.ndarray], labels, *, layers: Sequence[int] | None = None,
+                     energy: float = 0.9, names: tuple[str, str] = ("A", "B"), seed: int = 0) -> OverlapByLayer:
+    """:func:`subspace_overlap` of the rows labelled 1 (A) and 0 (B) at each layer, uncentred and
+    centred on the mean of all rows, beside two random halves of B (one seeded split for all layers).
+
+    activations: ``{layer: (n, d)}``; labels: (n,) of 0/1; layers: default all of ``activations``;
+    names: of sets A (label 1) and B (label 0) in the figure.
+    """
+    y = np.asarray(labels).astype(int)
+    b_rows = np.random.default_rng(seed).permutation(np.flatnonzero(y == 0))
+    halves = (b_rows[: len(b_rows) // 2], b_rows[len(b_rows) // 2:])
+    rows = []
+    for layer in sorted(activations) if layers is None else layers:
+        X = np.asarray(activations[layer], dtype=np.float64)
+        if X.shape[0] != len(y):
+            raise ValueError(f"layer {layer} has {X.shape[0]} rows for {len(y)} labels")
+        for centred in (False, True):
+            Z = X - X.mean(0) if centred else X
+            ov = subspace_overlap(Z[y == 1], Z[y == 0], energy=energy)
+            cal = subspace_overlap(Z[halves[0]], Z[halves[1]], energy=energy)
+            rows.append({"layer": int(layer), "centred": centred, "overlap": ov.overlap,
+                         "random_baseline": ov.baseline, "k_a": ov.k_x, "k_b": ov.k_y, "b_vs_b": cal.overlap})
+    return OverlapByLayer(frame=pd.DataFrame(rows), energy=energy, names=(str(names[0]), str(names[1])))
