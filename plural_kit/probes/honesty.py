@@ -83,22 +83,17 @@ def true_facts_claim(X, y, groups, train_idx, X_facts, *, C: float = 1.0, n_boot
     if X_facts.shape[1] != X.shape[1]:
         raise ValueError(f"X_facts has width {X_facts.shape[1]}, X has {X.shape[1]}")
     share = float(LinearProbe(C=C, random_state=seed).fit(X[train_idx], y[train_idx]).predict(X_facts).mean())
-    rng = np.random.default_rng(seed)
     questions = np.unique(groups[train_idx])
-    rows_of = {q: train_idx[groups[train_idx] == q] for q in questions}
-    reps = []
-    for _ in range(int(n_boot)):
-        rows = np.concatenate([rows_of[q] for q in rng.choice(questions, size=len(questions))])
+    rows_of = [train_idx[groups[train_idx] == q] for q in questions]
+
+    def refit_share(q_idx: np.ndarray, fact_idx: np.ndarray) -> float:
+        rows = np.concatenate([rows_of[q] for q in q_idx])
         if len(set(y[rows])) < 2:
-            continue
-        facts = X_facts[rng.integers(0, len(X_facts), size=len(X_facts))]
-        reps.append(LinearProbe(C=C, random_state=seed).fit(X[rows], y[rows]).predict(facts).mean())
-    if len(reps) < 2:
-        iv = stats.Interval(share, float("nan"), float("nan"), confidence)
-    else:
-        a = (1 - confidence) / 2
-        lo, hi = np.quantile(reps, [a, 1 - a])
-        iv = stats.Interval(share, float(min(lo, share)), float(max(hi, share)), confidence)
+            return float("nan")  # a resample with one class cannot train a probe: dropped
+        return float(LinearProbe(C=C, random_state=seed).fit(X[rows], y[rows]).predict(X_facts[fact_idx]).mean())
+
+    _, reps = stats.bootstrap_replicates((len(questions), len(X_facts)), refit_share, n_boot=n_boot, seed=seed)
+    iv = stats.percentile_interval(share, reps, confidence=confidence)
     return Claim.from_interval(
         "true_facts_called_true", "the honesty probe calls most plain true statements true", iv,
         quantity="share called true", threshold=0.5,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from plural_kit import viz
+from plural_kit import stats, viz
 from plural_kit.claims import Claim, Claims
 from plural_kit.device import cpu_threads
 from plural_kit.results import Result, Summary, frame_summary
@@ -142,9 +142,7 @@ class OverlapComparison(Result):
     title = "subspace overlap against chance and against two halves of one set"
 
     def _interval(self, reps: np.ndarray) -> Interval:
-        a = (1 - self.confidence) / 2
-        lo, hi = np.quantile(reps, [a, 1 - a])
-        return Interval(float(np.mean(reps)), float(lo), float(hi), self.confidence)
+        return stats.percentile_interval(float(np.mean(reps)), reps, confidence=self.confidence)
 
     def claims(self, a: str = "harmful", b: str = "harmless", *, details: dict | None = None) -> Claims:
         """``subspaces_share_more_than_chance`` (overlap of A and B above the random-subspace baseline)
