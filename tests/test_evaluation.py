@@ -5,12 +5,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plural_kit import metrics
+from plural_kit import metrics, stats
 from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
-from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_users
+from plural_kit.data.synthetic import (
+    first_pairs_per_user,
+    make_ideal_point_preferences,
+    split_users,
+)
+from plural_kit.results import check_result
 from plural_kit.reward import BradleyTerry, MixtureBT
-from plural_kit.reward.evaluation import (ari_claim, every_proportion_claim, few_shot_curve, gap_change_claim,
-                                          metric_claim, per_user_difference)
+from plural_kit.reward.evaluation import (
+    ari_claim,
+    as_pairs,
+    every_proportion_claim,
+    few_shot_curve,
+    few_shot_curves,
+    gap_change_claim,
+    metric_claim,
+    per_user_difference,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +54,7 @@ def test_metric_claim_estimates_what_plural_kit_metrics_computes(pairs, metric, 
 
 
 def test_metric_claim_outcomes_and_seed(pairs):
-    users, groups, good, coin = pairs
+    users, _groups, good, coin = pairs
     assert metric_claim("better", "s", good, users, baseline=coin).outcome == HOLDS
     assert metric_claim("worse", "s", coin, users, baseline=good).outcome == DOES_NOT_HOLD
     assert metric_claim("same", "s", good, users, baseline=good).outcome == NOT_DISTINGUISHABLE
@@ -56,12 +69,12 @@ def test_the_interval_resamples_users_not_pairs():
     p = np.r_[np.full(200, 0.9), np.full(200, 0.1)]
     claim = metric_claim("half", "s", p, users, threshold=0.5)
     assert claim.estimate == 0.5 and claim.ci_high - claim.ci_low >= 0.5
-    pair_level = metrics.bootstrap_ci(p > 0.5, seed=0)
-    assert pair_level.high - pair_level.low < 0.15
+    pair_level = stats.bootstrap_ci((p > 0.5).astype(float), seed=0)
+    assert pair_level.ci_high - pair_level.ci_low < 0.15
 
 
 def test_metric_claim_rejects_bad_input(pairs):
-    users, groups, good, coin = pairs
+    users, _groups, good, coin = pairs
     with pytest.raises(ValueError, match="metric must be"):
         metric_claim("m", "s", good, users, metric="auc")
     with pytest.raises(ValueError, match="needs 'groups'"):
@@ -139,8 +152,10 @@ def test_few_shot_curve_adapts_copies_on_each_users_first_pairs(newcomers):
     by_hand = copy.deepcopy(model).adapt(few.X_chosen, few.X_rejected, few.users)
     np.testing.assert_allclose(curve.p_chosen[2], by_hand.predict_proba(later.X_chosen, later.X_rejected, later.users))
     assert set(pd.unique(later.users)) <= set(curve.adapted.users_)
+    check_result(curve)
     table = curve.table()
     assert list(table.index) == [0, 2, 20] and list(table.columns) == ["accuracy", "worst group"]
+    assert table.loc[2, "accuracy"] == pytest.approx(metrics.accuracy(curve.p_chosen[2]))
     gain = curve.gain_claim("gain", "twenty own pairs help a new user", 20)
     assert gain.outcome == HOLDS and gain.details["k"] == 20
     assert "bootstrap over 20 users" in gain.evidence()
@@ -149,7 +164,7 @@ def test_few_shot_curve_adapts_copies_on_each_users_first_pairs(newcomers):
 
 
 def test_few_shot_curve_bt_and_bad_shots(newcomers):
-    model, pool, later = newcomers
+    _model, pool, later = newcomers
     bt = BradleyTerry(device="cpu").fit(pool.X_chosen, pool.X_rejected)
     curve = few_shot_curve(bt, [0, 5], pool=(pool.X_chosen, pool.X_rejected, pool.users),
                            evaluation=(later.X_chosen, later.X_rejected, later.users))
@@ -157,3 +172,48 @@ def test_few_shot_curve_bt_and_bad_shots(newcomers):
     with pytest.raises(ValueError, match="shots"):
         few_shot_curve(bt, [-1], pool=(pool.X_chosen, pool.X_rejected, pool.users),
                        evaluation=(later.X_chosen, later.X_rejected, later.users))
+
+
+def test_few_shot_curves_compare_models_on_the_same_new_users(newcomers):
+    model, pool, later = newcomers
+    bt = BradleyTerry(device="cpu").fit(pool.X_chosen, pool.X_rejected)
+    args = {"pool": pool, "evaluation": (later.X_chosen, later.X_rejected, later.users), "groups": later.groups}
+    curves = few_shot_curves({"MixtureBT": model, "BT": bt}, [0, 2, 20], references={"oracle": later.p_chosen},
+                             **args)
+    check_result(curves)
+    single = few_shot_curve(model, [0, 2, 20], **args)
+    np.testing.assert_allclose(curves["MixtureBT"].p_chosen[20], single.p_chosen[20])
+    frame = curves.to_frame()
+    assert list(frame.columns) == ["model", "shots", "accuracy", "worst group"] and len(frame) == 6
+    wide = curves.wide()
+    assert list(wide.columns) == ["MixtureBT", "BT", "oracle"]
+    assert wide.loc[20, "oracle"] == pytest.approx(metrics.accuracy(later.p_chosen))
+    assert curves.reference_values("worst group")["oracle"] == pytest.approx(
+        metrics.worst_group_accuracy(later.p_chosen, later.groups))
+    # model vs model at k, and model vs a reference: the same claims as metric_claim on the predictions
+    beats = curves.claim("beats", "s", "MixtureBT", "BT", 20)
+    assert beats.outcome == HOLDS and beats.details == {"k": 20}
+    assert beats == metric_claim("beats", "s", single.p_chosen[20], later.users, baseline=curves["BT"].p_chosen[20],
+                                 groups=later.groups, details={"k": 20})
+    short = curves.claim("short", "s", "oracle", "MixtureBT", 0)
+    assert short.estimate == pytest.approx(metrics.accuracy(later.p_chosen) - metrics.accuracy(single.p_chosen[0]))
+    assert curves.gain_claim("g", "s", "MixtureBT", 20) == single.gain_claim("g", "s", 20)
+    d = curves.to_dict()
+    assert sorted(set(d["shots"])) == [0, 2, 20] and set(d["references"]) == {"accuracy", "worst group"}
+    ax = curves.plot(y="worst group")
+    assert {"MixtureBT", "BT", "oracle"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+    with pytest.raises(KeyError, match="no curve"):
+        curves["PAL"]
+    with pytest.raises(ValueError, match="not among"):
+        curves.claim("x", "s", "MixtureBT", "BT", 5)
+    with pytest.raises(ValueError, match="evaluation pairs"):
+        few_shot_curves({"BT": bt}, [0], references={"oracle": later.p_chosen[:5]}, **args)
+
+
+def test_as_pairs_takes_a_tuple_or_a_data_set(newcomers):
+    _, pool, _ = newcomers
+    c, r, u = as_pairs(pool)
+    assert c is pool.X_chosen and r is pool.X_rejected and u is pool.users
+    assert as_pairs((c, r, u))[0] is c
+    with pytest.raises(TypeError, match="'pool' must be"):
+        as_pairs([c, r, u], "pool")

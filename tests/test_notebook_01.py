@@ -61,5 +61,5 @@ def test_notebook_claims_have_their_outcomes(tmp_path):
     # every claim says how its interval was made, over users
     assert all("users" in claim["method"] for claim in m["claims"].values())
     assert m["gap_vs_disagreement"]["disagreement"] == [0.0, 1.0]
-    assert set(m["new_user_accuracy_vs_own_pairs"]["own pairs"]) == {0, 5, 20}
+    assert set(m["new_user_accuracy_vs_own_pairs"]["shots"]) == {0, 5, 20}
     assert 0 < m["peak_rss_mb"] < 1536

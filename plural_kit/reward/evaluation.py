@@ -20,6 +20,8 @@ function                           claim
 :func:`few_shot_curve`             predictions for new users after ``adapt`` on their first ``k``
                                    pairs, for each ``k``; :meth:`FewShotCurve.gain_claim` says
                                    whether ``k`` pairs beat fewer
+:func:`few_shot_curves`            the same for several models on the same new users, with
+                                   reference predictions (the oracle); compares models at a ``k``
 =================================  ===============================================================
 
 :func:`user_bootstrap` is the resampling under all of them (any statistic of a set of rows);
@@ -39,12 +41,15 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from plural_kit import metrics, stats
+from plural_kit import metrics, stats, viz
 from plural_kit.claims import Claim, Side, claim_paired, claim_proportion
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary, frame_summary
 from plural_kit.reward.base import PreferenceModel, UnknownUserWarning
 
-__all__ = ["METRICS", "FewShotCurve", "ari_claim", "every_proportion_claim", "few_shot_curve", "gap_change_claim",
-           "metric_claim", "per_user_difference", "user_bootstrap"]
+__all__ = ["METRICS", "FewShotCurve", "FewShotCurves", "ari_claim", "as_pairs", "every_proportion_claim",
+           "few_shot_curve", "few_shot_curves", "gap_change_claim", "metric_claim", "per_user_difference",
+           "user_bootstrap"]
 
 METRICS = ("accuracy", "worst-group accuracy", "log-loss", "ECE")
 _ECE_BINS = 10  # as metrics.expected_calibration_error
@@ -212,10 +217,29 @@ def every_proportion_claim(name: str, statement: str, hits: Mapping[str, tuple[i
                             confidence=confidence, details={label: weakest, "of": len(hits)})
 
 
+def as_pairs(pairs, name: str = "pairs") -> tuple:
+    """``(chosen, rejected, users)`` arrays ((n, d), (n, d), (n,)) from such a tuple or from a data set
+    with attributes ``X_chosen``, ``X_rejected``, ``users`` (e.g.
+    :class:`~plural_kit.data.synthetic.SyntheticPreferences`)."""
+    if all(hasattr(pairs, a) for a in ("X_chosen", "X_rejected", "users")):
+        return pairs.X_chosen, pairs.X_rejected, pairs.users
+    if isinstance(pairs, tuple) and len(pairs) == 3:
+        return pairs
+    raise TypeError(f"'{name}' must be (chosen, rejected, users) or a data set with X_chosen, X_rejected, users; "
+                    f"got {type(pairs).__name__}")
+
+
 # -- few-shot personalisation ------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FewShotCurve:
+def _shots_axis(ax, shots: Sequence[int]):
+    """No empty symlog margin left of k = 0."""
+    if min(shots) == 0:
+        ax.set_xlim(-0.3, max(shots) * 1.25)
+    return ax
+
+
+@dataclass(frozen=True, repr=False)
+class FewShotCurve(Result):
     """One model's predictions for new users after ``adapt`` on their first ``k`` pairs.
 
     ``shots``: the ``k`` values (0 = no own pairs: the population prediction); ``p_chosen``:
@@ -229,14 +253,28 @@ class FewShotCurve:
     users: np.ndarray
     groups: np.ndarray | None
     adapted: PreferenceModel
+    title = "Accuracy on new users' later pairs after adapting on their first k"
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
         """Accuracy (and worst-group accuracy when groups are known) per ``k``: index ``shots``."""
         rows = {k: {"accuracy": metrics.accuracy(p),
                     **({} if self.groups is None else
                        {"worst group": metrics.worst_group_accuracy(p, self.groups)})}
                 for k, p in self.p_chosen.items()}
         return pd.DataFrame(rows).T.rename_axis("shots")
+
+    def table(self) -> pd.DataFrame:
+        """The same as :meth:`to_frame`."""
+        return self.to_frame()
+
+    def plot(self, ax=None, y: str = "accuracy"):
+        """``y`` (``"accuracy"`` or ``"worst group"``) over the number of own pairs."""
+        return _shots_axis(viz.curve(self.to_frame().reset_index(), x="shots", y=y, logx=True, xticks=self.shots,
+                                     xlabel="the new user's own pairs (k)", ylabel=f"{y} on their later pairs",
+                                     ax=ax), self.shots)
+
+    def _repr_fields(self) -> dict:
+        return {"shots": list(self.shots), "users": int(pd.unique(self.users).size)}
 
     def gain_claim(self, name: str, statement: str, k: int, baseline_k: int = 0, **kwargs) -> Claim:
         """Accuracy with ``k`` own pairs minus with ``baseline_k``, paired over the new users, vs 0."""
@@ -252,8 +290,8 @@ def few_shot_curve(model: PreferenceModel, shots: Sequence[int], pool: tuple, ev
                    groups=None) -> FewShotCurve:
     """Adapt a fitted ``model`` to new users on their first ``k`` pairs, for each ``k`` in ``shots``.
 
-    ``pool``: ``(chosen, rejected, users)`` — the new users' adaptation pairs, each user's in
-    the order they were given (the first ``k`` of each user are that user's ``k`` shots);
+    ``pool``: ``(chosen, rejected, users)`` or a data set (:func:`as_pairs`) — the new users'
+    adaptation pairs, each user's in the order they were given (the first ``k`` of each user are that user's ``k`` shots);
     ``evaluation``: ``(chosen, rejected, users)`` — their evaluation pairs; ``groups``: (n_eval,)
     true groups or None. Every ``k`` starts from a copy of the same trained model; with ``k = 0``
     the model gives its population prediction (the ``UnknownUserWarning`` is expected there and
@@ -262,9 +300,9 @@ def few_shot_curve(model: PreferenceModel, shots: Sequence[int], pool: tuple, ev
     shots = tuple(int(k) for k in shots)
     if not shots or min(shots) < 0:
         raise ValueError(f"shots must be a non-empty list of ints >= 0; got {list(shots)}")
-    pool_c, pool_r, pool_u = (np.asarray(a) for a in pool)
+    pool_c, pool_r, pool_u = (np.asarray(a) for a in as_pairs(pool, "pool"))
     rank = pd.Series(pool_u).groupby(pool_u, sort=False).cumcount().to_numpy()
-    eval_c, eval_r, eval_u = evaluation
+    eval_c, eval_r, eval_u = as_pairs(evaluation, "evaluation")
     p_chosen, adapted, top = {}, model, max(shots)
     for k in shots:
         personal = copy.deepcopy(model)
@@ -278,3 +316,121 @@ def few_shot_curve(model: PreferenceModel, shots: Sequence[int], pool: tuple, ev
             adapted = personal
     return FewShotCurve(shots, p_chosen, np.asarray(eval_u, dtype=object),
                         None if groups is None else np.asarray(groups), adapted)
+
+
+@dataclass(frozen=True, repr=False)
+class FewShotCurves(Result):
+    """Few-shot curves of several models on the same new users, and reference predictions.
+
+    ``curves``: ``{model: FewShotCurve}`` (same shots, same evaluation pairs); ``references``:
+    ``{name: (n,) p_chosen}`` of models that need no own pairs (the oracle), drawn as lines.
+    """
+
+    curves: dict[str, FewShotCurve]
+    references: dict[str, np.ndarray]
+    title = "New users: accuracy after adapting on their first k pairs"
+
+    def __getitem__(self, model: str) -> FewShotCurve:
+        try:
+            return self.curves[model]
+        except KeyError:
+            raise KeyError(f"no curve {model!r}; curves: {list(self.curves)}") from None
+
+    @property
+    def shots(self) -> tuple[int, ...]:
+        return self._first().shots
+
+    def _first(self) -> FewShotCurve:
+        return next(iter(self.curves.values()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: one row per model and ``k`` (columns ``model``, ``shots``, ``accuracy``, ...)."""
+        return pd.concat({m: c.to_frame() for m, c in self.curves.items()}, names=["model"]).reset_index()
+
+    def wide(self, y: str = "accuracy") -> pd.DataFrame:
+        """``y`` by ``shots`` (rows) and model (columns), references as constant columns."""
+        out = self.to_frame().pivot(index="shots", columns="model", values=y)[list(self.curves)]
+        for name, value in self.reference_values(y).items():
+            out[name] = value
+        return out
+
+    def reference_values(self, y: str = "accuracy") -> dict[str, float]:
+        """Each reference's ``y`` on the evaluation pairs."""
+        groups = self._first().groups
+        if y == "accuracy":
+            return {n: metrics.accuracy(p) for n, p in self.references.items()}
+        if y == "worst group" and groups is not None:
+            return {n: metrics.worst_group_accuracy(p, groups) for n, p in self.references.items()}
+        raise ValueError(f"y must be 'accuracy' or (with groups) 'worst group'; got {y!r}")
+
+    def summary(self) -> Summary:
+        return frame_summary(self.title, self.wide())
+
+    def to_dict(self) -> dict:
+        """The long table as lists (``{"model": [...], "shots": [...], ...}``) and the references."""
+        return jsonable({**self.to_frame().to_dict(orient="list"),
+                         "references": {y: self.reference_values(y) for y in self.to_frame().columns[2:]}})
+
+    def plot(self, ax=None, y: str = "accuracy", ylim: tuple[float, float] | None = None, title: str | None = None):
+        """``y`` over the number of own pairs, one line per model, references as horizontal lines."""
+        return _shots_axis(viz.curve(self.to_frame(), x="shots", y=y, hue="model",
+                                     references=self.reference_values(y), logx=True, xticks=self.shots,
+                                     xlabel="the new user's own pairs (k)", ylabel=f"{y} on their later pairs",
+                                     ylim=ylim, title=title, ax=ax), self.shots)
+
+    def plot_all(self, ys: Sequence[str] = ("accuracy", "worst group"), ylim: tuple[float, float] | None = (0.0, 1.02),
+                 figsize: tuple[float, float] | None = None) -> np.ndarray:
+        """:meth:`plot` of each of ``ys`` side by side (the legend on the first); returns the axes."""
+        import matplotlib.pyplot as plt
+
+        axes = np.atleast_1d(plt.subplots(1, len(ys), figsize=figsize or (5.5 * len(ys), 3.6))[1])
+        for i, (ax, y) in enumerate(zip(axes, ys)):
+            self.plot(ax=ax, y=y, ylim=ylim, title=y)
+            if i and ax.get_legend() is not None:
+                ax.get_legend().remove()
+        return axes
+
+    def _repr_fields(self) -> dict:
+        return {"models": list(self.curves), "shots": list(self.shots)}
+
+    def _p(self, name: str, k: int) -> np.ndarray:
+        if name in self.references:
+            return self.references[name]
+        curve = self[name]
+        if k not in curve.p_chosen:
+            raise ValueError(f"k={k} is not among the curves' shots {list(curve.shots)}")
+        return curve.p_chosen[k]
+
+    def gain_claim(self, name: str, statement: str, model: str, k: int, baseline_k: int = 0, **kwargs) -> Claim:
+        """:meth:`FewShotCurve.gain_claim` of ``model``'s curve."""
+        return self[model].gain_claim(name, statement, k, baseline_k, **kwargs)
+
+    def claim(self, name: str, statement: str, model: str, baseline: str, k: int, **kwargs) -> Claim:
+        """``model`` minus ``baseline`` (curve or reference names) with ``k`` own pairs, over the new users.
+
+        ``kwargs`` go to :func:`metric_claim` (``metric``, ``threshold``, ``side``, ...).
+        """
+        first = self._first()
+        details = {"k": k, **kwargs.pop("details", {})}
+        return metric_claim(name, statement, self._p(model, k), first.users, baseline=self._p(baseline, k),
+                            groups=first.groups, details=details, **kwargs)
+
+
+def few_shot_curves(models: Mapping[str, PreferenceModel], shots: Sequence[int], pool: tuple, evaluation: tuple,
+                    groups=None, references: Mapping[str, np.ndarray] | None = None) -> FewShotCurves:
+    """:func:`few_shot_curve` for each of ``models`` (``{name: fitted model}``) on the same pairs.
+
+    ``pool``, ``evaluation``: ``(chosen, rejected, users)`` or a data set with ``X_chosen``,
+    ``X_rejected``, ``users`` (:func:`as_pairs`).
+    ``references``: ``{name: (n_eval,) p_chosen}`` on the evaluation pairs (e.g. the oracle's true
+    probabilities).
+    """
+    if not models:
+        raise ValueError("'models' is empty: nothing to adapt")
+    curves = {name: few_shot_curve(m, shots, pool, evaluation, groups) for name, m in models.items()}
+    n = len(curves[next(iter(curves))].users)
+    refs = {name: metrics._check_p(p) for name, p in (references or {}).items()}
+    bad = [name for name, p in refs.items() if p.shape != (n,)]
+    if bad:
+        raise ValueError(f"references {bad} must be on the {n} evaluation pairs")
+    return FewShotCurves(curves, refs)
