@@ -140,8 +140,12 @@ def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bund
         config = assignment_config(master)
         root = _source_root()
         if bundle_package and root is not None:
+            src = tmp / "src"  # a private copy: builds from the checkout itself share its build/ folder
+            shutil.copytree(root / "plural_kit", src / "plural_kit", ignore=shutil.ignore_patterns("__pycache__"))
+            for name in ("pyproject.toml", "README.md"):
+                shutil.copy2(root / name, src / name)
             _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                  str(tmp), str(root)], "building the plural_kit wheel", tmp)
+                  str(tmp), str(src)], "building the plural_kit wheel", tmp)
             wheel = next(tmp.glob("plural_kit-*.whl")).name
             # CPU torch in the grading image (the +cpu wheels win over PyPI's CUDA build); then this package
             (tmp / "requirements.txt").write_text(f"{_TORCH_CPU_INDEX}\nfiles/{wheel}\n")
