@@ -31,10 +31,18 @@ def jsonable(value):
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Write a file through ``write(binary file handle)`` into a temporary file, then rename it
-    into place atomically (a reader never sees half a file; an interrupted write leaves none)."""
+    into place atomically (a reader never sees half a file; an interrupted write leaves none).
+
+    An ``OSError`` (folder not creatable, not writable, disk full, a folder in the way) is raised
+    as the same ``OSError`` subclass whose message (``strerror``) names ``path``, not the
+    temporary file: ``"cannot write <path>: <problem>"``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _naming(err, path) from None
     umask = os.umask(0)
     os.umask(umask)
     try:
@@ -42,10 +50,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from None
         raise
     return path
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err`` as an error of the same class whose message names ``path``."""
+    problem = err.strerror or str(err)
+    if path.is_dir():
+        problem = "it is a folder"
+    elif any(d.exists() and not d.is_dir() for d in path.parents):
+        blocking = next(d for d in path.parents if d.exists() and not d.is_dir())
+        problem = f"{blocking} is a file, not a folder"
+    if err.errno is not None:
+        return OSError(err.errno, f"cannot write {path}: {problem}")  # OSError picks the subclass from errno
+    return type(err)(f"cannot write {path}: {problem}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -34,6 +34,8 @@ def save_metrics(output_dir: str | os.PathLike, metrics: dict, name: str = "metr
 def find_notebook(name: str | os.PathLike) -> Path:
     """Resolve a notebook given as a path, a file name in ``notebooks/`` or a prefix like ``01``."""
     path = Path(name)
+    if path.suffix == ".ipynb" and path.is_dir():
+        raise FileNotFoundError(f"{str(name)!r} is a folder, not a notebook")
     if path.suffix == ".ipynb" and path.exists():
         return path
     candidates = sorted(NOTEBOOK_DIR.glob("*.ipynb")) if NOTEBOOK_DIR.is_dir() else []
@@ -48,10 +50,46 @@ def find_notebook(name: str | os.PathLike) -> Path:
 
 
 def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
-    """The parameters a notebook declares in its ``parameters`` cell (name → type, default)."""
+    """The parameters a notebook declares in its ``parameters`` cell (name → type, default).
+
+    Raises ``ValueError`` (one line naming the file) when the file is not a readable notebook.
+    """
     import papermill as pm
 
-    return dict(pm.inspect_notebook(str(notebook)))
+    try:
+        return dict(pm.inspect_notebook(str(notebook)))
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
+    except Exception as err:  # nbformat: NotJSONError, jsonschema's ValidationError, KeyError ... (no common base)
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+        if len(first) > 200:
+            first = first[:200] + "..."
+        raise ValueError(f"{notebook} is not a readable Jupyter notebook ({type(err).__name__}: {first})") from None
+
+
+_TYPE_WORDS = {"int": "an int", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list"}
+
+
+def _check_parameter(name: str, value, spec: dict):
+    """``value`` for parameter ``name`` (numpy scalars made plain), or ``ValueError`` (one line) when
+    its type does not fit the one the notebook declares (``int``, ``float``, ``bool``, ``str``, ``list``)."""
+    import numbers
+
+    if hasattr(value, "item") and type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    declared = str(spec.get("inferred_type_name") or "")
+    default = spec.get("default")
+    ok = {
+        "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str),
+        "list": lambda v: isinstance(v, (list, tuple)),
+    }.get(declared)
+    if ok is None or ok(value) or (value is None and default == "None"):
+        return value
+    raise ValueError(f"parameter {name} takes {_TYPE_WORDS[declared]} (default {default}), got {value!r} "
+                     f"({type(value).__name__})")
 
 
 def _parse_value(name: str, raw: str):
@@ -212,8 +250,10 @@ def run_report(
 
     Raises
     ------
-    ValueError  unknown parameter names (the message lists the notebook's parameters), an output
-        that is not ``.html``, or one whose files would overwrite the source notebook.
+    ValueError  unknown parameter names (the message lists the notebook's parameters), a value
+        whose type is not the declared one, an output that is not ``.html``, one whose files would
+        overwrite the source notebook (also through a link), or one that cannot be written (checked
+        before the notebook runs).
     NotebookCellError  a cell raised: one line naming the cell; the executed notebook is kept.
     """
     import nbformat
@@ -226,13 +266,10 @@ def run_report(
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {nb_path.name}; it takes {sorted(declared)}")
+    parameters = {k: _check_parameter(k, v, declared[k]) for k, v in parameters.items()}
     paths = report_paths(output if output else Path("reports") / f"{nb_path.stem}.html")
-    clash = [k for k, p in paths.items() if p == nb_path]
-    if clash:
-        raise ValueError(f"the report's {clash[0]} file {paths[clash[0]]} would overwrite the notebook itself; "
-                         f"choose another --output")
+    _check_outputs(paths, nb_path)
     html_path = paths["html"]
-    html_path.parent.mkdir(parents=True, exist_ok=True)
     outputs = None
     if "output_dir" in declared and "output_dir" not in parameters:
         outputs = Path(tempfile.mkdtemp(dir=html_path.parent, prefix=f".{html_path.stem}.outputs."))
@@ -248,8 +285,12 @@ def run_report(
             raise NotebookCellError(nb_path, _source_index(executed, err.cell_index), err.exec_count,
                                     err.source, err.ename, err.evalue, paths["executed"]) from err
         if outputs is not None:
+            protected = {nb_path, html_path, paths["executed"]}
             for entry in sorted(outputs.iterdir()):
-                os.replace(entry, html_path.with_name(f"{html_path.stem}.{entry.name}"))
+                dest = html_path.with_name(f"{html_path.stem}.{entry.name}")
+                if dest in protected or _same_file(dest, nb_path):  # a notebook output named "ipynb" or "html"
+                    dest = html_path.with_name(f"{html_path.stem}.output.{entry.name}")
+                os.replace(entry, dest)
     finally:
         if outputs is not None:
             shutil.rmtree(outputs, ignore_errors=True)
@@ -257,11 +298,55 @@ def run_report(
     return html_path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` exists and is ``b`` (the same file through a symlink or a hard link too)."""
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(paths: dict[str, Path], nb_path: Path) -> None:
+    """Before anything runs: every file of the report can be written, and none of them is the
+    source notebook (by name, symlink or hard link). ``ValueError`` (one line) naming the path."""
+    for kind, path in paths.items():
+        if path.resolve() == nb_path or _same_file(path, nb_path):
+            raise ValueError(f"the report's {kind} file {path} would overwrite the notebook itself ({nb_path}); "
+                             f"choose another --output")
+        if path.is_dir():
+            raise ValueError(f"cannot write the report's {kind} file {path}: it is a folder; choose another --output")
+    folder = paths["html"].parent
+    blocking = next((d for d in (folder, *folder.parents) if d.exists() and not d.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"cannot write the report {paths['html']}: {blocking} is a file, not a folder; "
+                         f"choose another --output")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot write the report {paths['html']}: cannot create the folder {folder} "
+                         f"({err.strerror or type(err).__name__}); choose another --output") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{paths['html'].stem}.", suffix=".probe")
+    except OSError as err:
+        raise ValueError(f"cannot write the report {paths['html']}: cannot create files in {folder} "
+                         f"({err.strerror or type(err).__name__}); choose another --output") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _one_line_usage_error(message: str):
+    """``argparse`` usage errors of ``plural-kit report`` as one line (exit status 2)."""
+    print(f"plural-kit: error: {message} (plural-kit report --help lists the options)", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``plural-kit`` command.
 
-    Exit status: 0 done; 1 a cell of the notebook raised (one line names it); 2 a usage error
-    (unknown notebook or parameter, a value that is not YAML, an output that is not ``.html``).
+    Exit status: 0 done; 1 a cell of the notebook raised (one line names it); 2 a usage error,
+    one line naming it (unknown notebook or parameter, a value that is not YAML or not of the
+    parameter's type, a file that is not a notebook, an output that is not ``.html``, cannot be
+    written, or would overwrite the notebook); 130 interrupted.
     """
     parser = argparse.ArgumentParser(prog="plural-kit", description="plural_kit lessons and reports")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                      "notebook and the metrics go beside it as <name>.executed.ipynb and <name>.metrics.json")
     rep.add_argument("--no-input", action="store_true", help="hide code cells in the report")
     rep.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
+    rep.error = _one_line_usage_error  # e.g. "-p n" without a value: one line, exit 2
     asg = sub.add_parser("assign", help="build an assignment: the student notebook and the otter autograder zip")
     asg.add_argument("assignment", help="path or prefix of a master in assignments/ (e.g. 01)")
     asg.add_argument("-o", "--output", required=True, help="directory to write (replaced): student/ and autograder/")
@@ -280,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     grd = sub.add_parser("grade", help="grade a submission offline with an autograder zip (otter run, no Docker)")
     grd.add_argument("autograder", help="the autograder zip written by 'plural-kit assign'")
     grd.add_argument("submission", help="the student's notebook")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # what parse_args does, in one line for the report command
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        _one_line_usage_error(message) if args.command == "report" else parser.error(message)
     if args.command in ("assign", "grade"):
         return _assignment_command(args)
     try:
@@ -289,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, spec in notebook_parameters(nb_path).items():
                 print(f"{name}: {spec.get('inferred_type_name')} = {spec.get('default')}  {spec.get('help', '')}")
             return 0
-        params = {name: _parse_value(name, value) for name, value in args.parameter}
+        params = _cli_parameters(nb_path, args.parameter)
         html = run_report(nb_path, params, args.output, hide_input=args.no_input)
     except NotebookCellError as err:
         print(f"plural-kit: error: {err}", file=sys.stderr)
@@ -297,8 +386,32 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"plural-kit: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. the disk filled up while the report was written
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"plural-kit: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("plural-kit: interrupted", file=sys.stderr)
+        return 130
     print(f"wrote {html}")
     return 0
+
+
+def _cli_parameters(nb_path: Path, pairs: list[list[str]]) -> dict:
+    """``-p NAME VALUE`` pairs parsed as YAML; a parameter given twice is an error, and a value for a
+    ``str`` parameter that YAML reads as a number or boolean (``-p layers 5``) stays the text typed."""
+    params: dict = {}
+    declared = None
+    for name, raw in pairs:
+        if name in params:
+            raise ValueError(f"-p {name} is given twice")
+        value = _parse_value(name, raw)
+        if value is not None and not isinstance(value, (str, list, dict)):  # a number, boolean, date ...
+            declared = notebook_parameters(nb_path) if declared is None else declared
+            if str(declared.get(name, {}).get("inferred_type_name")) == "str":
+                value = raw
+        params[name] = value
+    return params
 
 
 def _assignment_command(args) -> int:

@@ -298,3 +298,97 @@ def test_missing_data_fails_under_ci(offline_suite, monkeypatch):
     result = offline_suite.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=5, errors=2)
     assert "not run" not in result.stdout.str()
+
+
+# ------------------------------------------------------------------ integrity after the download
+def _copy_home(tmp_path, rel=REL) -> Path:
+    """A data home holding a copy of one registered file (from the session's data home)."""
+    dest = tmp_path / "home" / rel
+    dest.parent.mkdir(parents=True)
+    shutil.copy(fetch(rel), dest)
+    return dest
+
+
+def _flip(path: Path, offset: int = 10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+def test_mirror_file_with_other_bytes_is_refused(tmp_path):
+    """Same size, one byte flipped, in a mirror: the error names the file, both hashes and the fix."""
+    import plural_kit.data as pkd
+
+    dest = _copy_home(tmp_path)
+    _flip(dest)
+    actual = hashlib.sha256(dest.read_bytes()).hexdigest()
+    expected = home.registry()[REL]["sha256"]
+    with pytest.raises(DataChecksumError) as err:
+        fetch(REL, data_home=tmp_path / "home")
+    msg = str(err.value)
+    assert msg == (f"{dest.resolve()} is damaged or was changed: its sha256 is {actual} ({dest.stat().st_size} bytes) "
+                   f"but the data registry has {expected} ({dest.stat().st_size} bytes) for {REL}. Delete it (it is "
+                   f"downloaded again from {home.registry_url(REL)} on the next load) or replace it with a good copy "
+                   f"from the project's mirror (shared/data/{REL}).")
+    assert (err.value.relative_path, err.value.expected, err.value.actual) == (REL, expected, actual)
+    assert dest.is_file()  # a mirror is not deleted behind the user's back
+    with pytest.raises(DataChecksumError, match="is damaged or was changed"):
+        pkd.load_true_facts(data_home=tmp_path / "home")  # every loader goes through the check
+
+
+def test_truncated_copy_is_refused(tmp_path):
+    dest = _copy_home(tmp_path)
+    dest.write_bytes(dest.read_bytes()[:100])
+    with pytest.raises(DataChecksumError, match=r"\(100 bytes\) but the data registry has [0-9a-f]{64} \(\d+ bytes\)"):
+        fetch(REL, data_home=tmp_path / "home")
+
+
+def test_downloaded_copy_edited_afterwards_is_refused(http_mirror, tmp_path, monkeypatch):
+    """Edited in place with its size and mtime kept (os.utime): still caught (ctime, inode)."""
+    import os
+
+    served, url = http_mirror
+    monkeypatch.setenv("PLURAL_KIT_DATA_URL", url)
+    cache = tmp_path / "cache"
+    path = fetch(REL, data_home=cache)
+    st = path.stat()
+    _flip(path, 3)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_mtime_ns, path.stat().st_size) == (st.st_mtime_ns, st.st_size)
+    with pytest.raises(DataChecksumError, match=rf"{path} is damaged or was changed: .* Delete it \(it is downloaded "
+                                                rf"again from {url}/{REL} on the next load\)"):
+        fetch(REL, data_home=cache)
+    path.unlink()  # the fix the message gives
+    assert fetch(REL, data_home=cache) == path and hashlib.sha256(path.read_bytes()).hexdigest() == \
+        home.registry()[REL]["sha256"]
+
+
+def test_each_file_is_hashed_once_per_process(tmp_path, monkeypatch):
+    dest = _copy_home(tmp_path)
+    calls = []
+    real = home._sha256_file
+    monkeypatch.setattr(home, "_sha256_file", lambda p: calls.append(p) or real(p))
+    for _ in range(5):
+        fetch(REL, data_home=tmp_path / "home")
+    assert len(calls) == 1
+    dest.write_bytes(dest.read_bytes())  # rewritten (same bytes): checked again, and still fine
+    fetch(REL, data_home=tmp_path / "home")
+    assert len(calls) == 2
+
+
+def test_damaged_packaged_copy_says_reinstall(tmp_path, monkeypatch):
+    rel = "mfq2/items.csv"
+    fake = tmp_path / "packaged"
+    (fake / "mfq2").mkdir(parents=True)
+    shutil.copy(home.packaged_path(rel), fake / rel)
+    _flip(fake / rel)
+    monkeypatch.setattr(home, "_PACKAGED", fake)
+    with pytest.raises(DataChecksumError, match=r"items.csv is damaged or was changed: .* The copy shipped inside "
+                                                r"plural_kit is damaged: reinstall plural_kit\.$"):
+        fetch(rel, data_home=tmp_path / "empty")
+
+
+def test_session_data_home_passes_the_check(data_mirror):
+    """The mirror itself: every registered file passes (read through fetch, hashed once)."""
+    for rel in home.registry():
+        assert fetch(rel) == data_mirror / rel or fetch(rel) == home.packaged_path(rel)

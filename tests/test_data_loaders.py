@@ -1,6 +1,7 @@
 """Every real-data loader on the mirror (PLURAL_KIT_DATA_HOME, set by conftest.py)."""
 from __future__ import annotations
 
+import re
 import sys
 import types
 
@@ -313,3 +314,58 @@ def test_truthfulqa_and_true_facts():
     f = pkd.load_true_facts()
     assert list(f.columns) == ["statement"] and len(f) == 306  # MANIFEST
     assert f.loc[0, "statement"].startswith("The Earth's atmosphere")
+
+
+# ------------------------------------------------------------------ files that cannot be parsed
+def _hh_home(tmp_path, payload: bytes, gz: bool = True):
+    import gzip
+
+    path = tmp_path / "hh_rlhf" / "helpful-base" / "train.jsonl.gz"  # not registered: placed by hand
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    return path.resolve()
+
+
+def test_broken_json_line_names_the_file_and_line(tmp_path):
+    good = b'{"chosen": "\\n\\nHuman: a\\n\\nAssistant: b", "rejected": "\\n\\nHuman: a\\n\\nAssistant: c"}\n'
+    path = _hh_home(tmp_path, good + b"\n" + good + b'{"chosen": "\\n\\nHuman: a", "rejected\n' + good)
+    with pytest.raises(pkd.DataFormatError) as err:
+        pkd.load_hh_rlhf("train", "helpful-base", data_home=tmp_path)
+    assert str(err.value).startswith(f"{path}, line 4, column 37: not valid JSON (Invalid control character); "
+                                     "the file is damaged or not in the expected format")
+    assert "\n" not in str(err.value) and (err.value.path, err.value.line) == (path, 4)
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("payload, gz, message", [
+    (b"not gzip at all", False, "not a readable gzip file (BadGzipFile: "),
+    (b"\xff\xfe\x00broken utf-8\n", True, "not UTF-8 text (byte 0: invalid start byte)"),
+])
+def test_unreadable_jsonl_names_the_file(tmp_path, payload, gz, message):
+    path = _hh_home(tmp_path, payload, gz)
+    with pytest.raises(pkd.DataFormatError, match=rf"^{re.escape(str(path))}: {re.escape(message)}"):
+        pkd.load_hh_rlhf("train", "helpful-base", data_home=tmp_path)
+
+
+def test_truncated_gzip_names_the_file(tmp_path):
+    import gzip
+
+    path = _hh_home(tmp_path, b"", gz=False)
+    path.write_bytes(gzip.compress(b'{"chosen": "x", "rejected": "y"}\n' * 50)[:-12])
+    with pytest.raises(pkd.DataFormatError, match=rf"^{re.escape(str(path))}: not a readable gzip file \(EOFError: "):
+        pkd.load_hh_rlhf("train", "helpful-base", data_home=tmp_path)
+
+
+@pytest.mark.parametrize("kind, text, message", [
+    ("json", '{"a": [1, 2,\n  }', r", line 2, column 3: not valid JSON \(Expecting value\)"),
+    ("yaml", "a: [1, 2\nb: 3\n", r", line 2, column 2: not valid YAML \(expected ',' or '\]', but got ':'\)"),
+    ("csv", 'a,b\n1,"2\n', r": not a readable CSV file \(Error tokenizing data"),
+    ("csv", "", r": not a readable CSV file \(No columns to parse from file\)"),
+])
+def test_parse_errors_name_the_file(tmp_path, kind, text, message):
+    from plural_kit.data._io import _stamp, parse
+
+    path = tmp_path / f"broken.{kind}"
+    path.write_text(text)
+    with pytest.raises(pkd.DataFormatError, match="^" + re.escape(str(path)) + message):
+        parse(_stamp(path), kind)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -177,3 +180,169 @@ def test_cache_key_follows_the_tokenizer(tmp_path):
     path_a = EmbeddingExtractor(model, tok_a, **kw).cache_path()
     assert EmbeddingExtractor(model, tok_a, **kw).cache_path() == path_a
     assert EmbeddingExtractor(model, tok_b, **kw).cache_path() != path_a
+
+
+# ------------------------------------------------------------------ damaged, foreign and unwritable caches
+def _flip_byte(f):
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    f.write_bytes(bytes(data))
+
+
+def _edit_values_keep_checksum(f):
+    with np.load(f) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["values"] = arrays["values"] + 1.0
+    np.savez(f, **arrays)
+
+
+def _rewrite_without_checksum(f):
+    """A valid .npz with the right names and shapes but other values (format 1 had no checksum)."""
+    with np.load(f) as z:
+        keys, vals = z["keys"], z["values"]
+    np.savez(f, keys=keys, values=np.zeros_like(vals))
+
+
+def _recompute_checksum_for_wrong_values(f):
+    """Values replaced and the checksum recomputed to match: only the configuration tag can tell."""
+    from plural_kit.embed import _chunk_checksum
+
+    with np.load(f) as z:
+        keys, vals = z["keys"], z["values"]
+    other = np.frombuffer(bytes(range(32)), dtype=np.uint8)
+    np.savez(f, keys=keys, values=vals * 0, entry=other, checksum=_chunk_checksum(other, keys, vals * 0))
+
+
+DAMAGES = {
+    "truncated": (lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]), "unreadable: "),
+    "empty": (lambda f: f.write_bytes(b""), "unreadable: "),
+    "flipped byte": (_flip_byte, "(unreadable: |its sha256 does not match)"),
+    "garbage": (lambda f: f.write_bytes(b"\x00not a zip at all" * 64), "unreadable: "),
+    "a pickle": (lambda f: f.write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01."), "unreadable: "),
+    "values edited, checksum kept": (_edit_values_keep_checksum, "its sha256 does not match its contents"),
+    "old format, other values": (_rewrite_without_checksum, "not a plural_kit cache chunk of format 2"),
+    "foreign tag": (_recompute_checksum_for_wrong_values, "written for another model or configuration"),
+    "float64 values": (lambda f: np.savez(f, **{k: (v.astype(np.float64) if k == "values" else v)
+                                                  for k, v in np.load(f).items()}), "values of dtype float64"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_cache_chunk_is_removed_and_recomputed(engine, tmp_path, damage):
+    """Any damaged chunk: a warning names it, it is removed, its rows are computed again (and cached
+    again), the other chunks are still used, and the result equals an uncached run."""
+    from plural_kit.embed import CacheEntryWarning
+
+    break_it, reason = DAMAGES[damage]
+    plain = EmbeddingExtractor(engine, cache_dir=None).encode(TEXTS)
+    ex = EmbeddingExtractor(engine, cache_dir=tmp_path, chunk_size=4)
+    ex.encode(TEXTS)
+    chunks = sorted(ex.cache_path().glob("chunk-*.npz"))
+    assert len(chunks) == 3
+    victim = chunks[1]
+    break_it(victim)
+    with count_rows(engine) as seen, pytest.warns(CacheEntryWarning, match=rf"{re.escape(str(victim))} cannot be used \({reason}") as rec:
+        got = ex.encode(TEXTS)
+    assert seen["rows"] == 4  # only the damaged chunk's rows
+    np.testing.assert_allclose(got, plain, rtol=1e-6)
+    assert not victim.exists()
+    mine = [w for w in rec if issubclass(w.category, CacheEntryWarning)]
+    assert len(mine) == 1 and "removed it; its rows are computed again" in str(mine[0].message)
+    with count_rows(engine) as seen, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(ex.encode(TEXTS), got)
+    assert seen["rows"] == 0  # the recomputed rows were cached again
+
+
+def test_chunk_copied_from_another_configuration_is_not_served(engine, tmp_path):
+    """Same texts, same width, another layer: a chunk moved into this folder is foreign."""
+    from plural_kit.embed import CacheEntryWarning
+
+    mine = EmbeddingExtractor(engine, layer=-2, cache_dir=tmp_path)
+    other = EmbeddingExtractor(engine, layer=1, cache_dir=tmp_path)
+    want = mine.encode(TEXTS[:4])
+    other.encode(TEXTS[:4])
+    for f in mine.cache_path().glob("chunk-*.npz"):
+        f.unlink()
+    for f in other.cache_path().glob("chunk-*.npz"):
+        shutil.copy(f, mine.cache_path() / f.name)
+    with pytest.warns(CacheEntryWarning, match="written for another model or configuration"):
+        got = mine.encode(TEXTS[:4])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_folder_in_place_of_a_chunk_is_ignored(engine, tmp_path):
+    from plural_kit.embed import CacheEntryWarning
+
+    ex = EmbeddingExtractor(engine, cache_dir=tmp_path)
+    want = ex.encode(TEXTS[:2])
+    (ex.cache_path() / "chunk-folder.npz").mkdir()
+    with pytest.warns(CacheEntryWarning, match=r"chunk-folder.npz cannot be used \(unreadable: IsADirectoryError.*could not remove it"):
+        np.testing.assert_array_equal(ex.encode(TEXTS[:2]), want)
+
+
+def test_fingerprint_sees_every_element(engine):
+    """One element of the embedding matrix edited through ``.data`` (no version bump, off any stride)."""
+    emb = engine.model.get_input_embeddings().weight
+    before = model_fingerprint(engine.model)
+    for flat_index in (1, 3 * emb.shape[1] + 5, emb.numel() - 2):
+        row, col = divmod(flat_index, emb.shape[1])
+        old = emb.data[row, col].item()
+        emb.data[row, col] = old + 1e-3
+        try:
+            assert model_fingerprint(engine.model) != before, flat_index
+        finally:
+            emb.data[row, col] = old
+    assert model_fingerprint(engine.model) == before
+
+
+def test_fingerprint_follows_dtype_and_tied_weights(tokenizer):
+    model = tiny_causal_lm(tokenizer, hidden_size=16, intermediate_size=32, tie_word_embeddings=True)
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    fp = model_fingerprint(model)
+    assert fp == model_fingerprint(tiny_causal_lm(tokenizer, hidden_size=16, intermediate_size=32,
+                                                  tie_word_embeddings=True))  # deterministic
+    assert model_fingerprint(model.to(torch.bfloat16)) != fp
+
+
+def test_unusable_cache_dir_is_named(engine, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=rf"cannot use {re.escape(str(blocker))}/\S+ as the embedding cache folder "
+                                      r"\(.*\); pass another cache_dir=, or cache_dir=None"):
+        EmbeddingExtractor(engine, cache_dir=blocker).encode(["x"])
+
+
+def test_auto_cache_that_cannot_be_created_warns_and_computes(engine, tmp_path, monkeypatch):
+    from plural_kit.embed import CacheEntryWarning
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PLURAL_KIT_CACHE", str(blocker))
+    with pytest.warns(CacheEntryWarning, match="computing without the cache"):
+        got = EmbeddingExtractor(engine, cache_dir="auto").encode(TEXTS[:2])
+    np.testing.assert_allclose(got, EmbeddingExtractor(engine, cache_dir=None).encode(TEXTS[:2]), rtol=1e-6)
+
+
+def test_cache_write_failure_returns_the_embeddings(engine, tmp_path, monkeypatch):
+    import errno
+
+    import plural_kit.embed as embed
+    from plural_kit.embed import CacheEntryWarning
+
+    def disk_full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    ex = EmbeddingExtractor(engine, cache_dir=tmp_path, chunk_size=2)
+    ex.cache_path()
+    monkeypatch.setattr(embed, "atomic_write", disk_full)
+    with pytest.warns(CacheEntryWarning, match=r"could not write to the embedding cache .* \(No space left on device\)") as rec:
+        got = ex.encode(TEXTS)
+    assert len(rec) == 1  # warned once, then no more attempts
+    np.testing.assert_allclose(got, EmbeddingExtractor(engine, cache_dir=None).encode(TEXTS), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [True, 0, -1, 2.5, "4"])
+def test_chunk_size_must_be_a_positive_int(engine, bad):
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        EmbeddingExtractor(engine, chunk_size=bad)

@@ -15,12 +15,13 @@ import pandas as pd
 import pytest
 import sklearn
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_users
 from plural_kit.reward import PAL, VPL, BradleyTerry, MiCRo, MixtureBT, PreferenceModel, UnknownUserWarning
+from plural_kit.reward.base import FitFailedError
 
 FITTERS = {
     "BradleyTerry": lambda: BradleyTerry(adapt_alpha=1.0, device="cpu"),
@@ -226,3 +227,104 @@ def test_predict_groups_needs_known_users(seen_unseen):
     with pytest.raises(ValueError, match="knows no users"):
         model.predict_groups()
     assert sklearn.get_config()["enable_metadata_routing"] is False  # no test leaks the global switch
+
+
+# ---- a fit that failed never returns as if it succeeded (issue 12, class 5) --------------------
+def _corrupt_first_float_attribute(model):
+    """Set one value of the model's first fitted float array (``*_``) to NaN; return its name."""
+    for attr, value in vars(model).items():
+        if attr.endswith("_") and isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            value.flat[0] = np.nan
+            return attr
+    raise AssertionError(f"no fitted float array on {type(model).__name__}")
+
+
+def _assert_unfitted(model, seen):
+    assert not [k for k in vars(model) if k.endswith("_") and not k.startswith("__")]
+    with pytest.raises(NotFittedError):
+        model.predict_proba(seen.X_chosen[:5], seen.X_rejected[:5], seen.users[:5])
+
+
+def test_non_finite_parameters_fail_the_fit_and_leave_it_unfitted(name, seen_unseen, monkeypatch):
+    seen, _ = seen_unseen
+    cls = type(FITTERS[name]())
+    real_fit, corrupted = cls._fit, []
+
+    def broken_fit(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        corrupted.append(_corrupt_first_float_attribute(self))
+
+    monkeypatch.setattr(cls, "_fit", broken_fit)
+    model = FITTERS[name]()
+    with pytest.raises(FitFailedError, match=rf"{name}.fit failed: .*non-finite.*left unfitted"):
+        model.fit(seen.X_chosen, seen.X_rejected, seen.users)
+    assert corrupted
+    _assert_unfitted(model, seen)
+
+
+def test_nan_predictions_on_the_training_pairs_fail_the_fit(name, seen_unseen, monkeypatch):
+    seen, _ = seen_unseen
+    cls = type(FITTERS[name]())
+    monkeypatch.setattr(cls, "_predict_proba", lambda self, a, b, user_idx, **kw: np.full(len(a), np.nan))
+    model = FITTERS[name]()
+    with pytest.raises(FitFailedError, match=r"predictions on the training pairs are not probabilities"):
+        model.fit(seen.X_chosen, seen.X_rejected, seen.users)
+    _assert_unfitted(model, seen)
+
+
+def test_a_failed_adapt_leaves_the_model_as_it_was(name, seen_unseen, monkeypatch):
+    seen, unseen = seen_unseen
+    model = FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
+    users, rep = model.users_.copy(), model.user_representation()
+    p = model.predict_proba(seen.X_chosen[:20], seen.X_rejected[:20], seen.users[:20])
+    cls, real_adapt = type(model), type(model)._adapt
+
+    def broken_adapt(self, *args, **kwargs):
+        real_adapt(self, *args, **kwargs)
+        _corrupt_first_float_attribute(self)
+
+    monkeypatch.setattr(cls, "_adapt", broken_adapt)
+    with pytest.raises(FitFailedError, match=rf"{name}.adapt failed: .*left as it was"):
+        model.adapt(unseen.X_chosen, unseen.X_rejected, unseen.users)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(model.users_, users)
+    pd.testing.assert_frame_equal(model.user_representation(), rep)
+    np.testing.assert_array_equal(model.predict_proba(seen.X_chosen[:20], seen.X_rejected[:20], seen.users[:20]), p)
+
+
+def test_a_well_posed_fit_passes_the_check_silently(name):
+    """No ConvergenceWarning where the problem is well posed (PAL on ideal points: its own model)."""
+    data = make_ideal_point_preferences(
+        n_items=200, n_features=6, n_groups=2, users_per_group=12, pairs_per_user=50,
+        reward="ideal_point" if name == "PAL" else "linear", disagreement=1.0, temperature=0.3, seed=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = FITTERS[name]().fit(data.X_chosen, data.X_rejected, data.users)
+        model.adapt(data.X_chosen[:40], data.X_rejected[:40], ["new"] * 40)
+
+
+# ---- user ids of different types are never merged (issue 12, class 8) -------------------------
+def test_colliding_user_ids_are_refused(name, seen_unseen):
+    seen, _ = seen_unseen
+    c, r = seen.X_chosen[:60], seen.X_rejected[:60]
+    for ids in ([1, 1.0, True], [1, "1"], [0, False]):
+        users = [ids[i % len(ids)] for i in range(60)]
+        with pytest.raises(ValueError, match="'users' mixes id types that collide: .*one id of one type"):
+            FITTERS[name]().fit(c, r, users)
+
+
+def test_user_ids_are_compared_as_given_by_type(name, seen_unseen):
+    """Ids of another type at prediction or adaptation are an error, not a silent match or miss."""
+    seen, unseen = seen_unseen
+    c, r = seen.X_chosen[:5], seen.X_rejected[:5]
+    model = FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, pd.factorize(seen.users)[0])  # int ids 0..17
+    same = model.predict_proba(c, r, np.zeros(5, dtype=np.int64))  # np.int64(0) is the int 0
+    np.testing.assert_array_equal(same, model.predict_proba(c, r, [0] * 5))
+    for other, shown in (("0", r"0 \(int\) vs '0' \(str\)"), (0.0, r"0 \(int\) vs 0.0 \(float\)")):
+        with pytest.raises(ValueError, match=r"collide with the ids the model knows \(users_\): " + shown):
+            model.predict_proba(c, r, [other] * 5)
+    n_users = len(model.users_)
+    with pytest.raises(ValueError, match=r"1 \(int\) vs True \(bool\)"):
+        model.adapt(unseen.X_chosen[:5], unseen.X_rejected[:5], [True] * 5)
+    assert len(model.users_) == n_users

@@ -1,6 +1,7 @@
 """The report command: papermill + HTML, parameter checks, metrics.json."""
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -160,3 +161,134 @@ def test_every_lesson_parameter_is_visible_to_papermill(lesson):
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assigned = set(re.findall(r"^(\w+)\s*(?::[^=]+)?=", cell.source, flags=re.M))
     assert assigned and assigned == set(notebook_parameters(path))
+
+
+# ------------------------------------------------------------------ outputs that cannot be written, or are the source
+def _one_line_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    assert re.fullmatch(rf"plural-kit: error: {message}\n", captured.err), captured.err
+
+
+@pytest.mark.parametrize("output, setup, message", [
+    ("/proc/x.html", None, r"cannot write the report /proc/x\.html: cannot create files in /proc \(.+\); "
+                           r"choose another --output"),
+    ("afile/x.html", lambda d: (d / "afile").write_text("x"),
+     r"cannot write the report \S+/afile/x\.html: \S+/afile is a file, not a folder; choose another --output"),
+    ("afile/sub/x.html", lambda d: (d / "afile").write_text("x"), r"cannot write the report .*/afile is a file, not a folder.*"),
+    ("out.html", lambda d: (d / "out.html").mkdir(),
+     r"cannot write the report's html file \S+/out\.html: it is a folder; choose another --output"),
+    ("o.html", lambda d: (d / "o.metrics.json").mkdir(), r"cannot write the report's metrics file \S+/o\.metrics\.json: it is a folder.*"),
+    ("link.html", lambda d: (d / "link.executed.ipynb").symlink_to(d / "tiny.ipynb"),
+     r"the report's executed file \S+/link\.executed\.ipynb would overwrite the notebook itself \(\S+/tiny\.ipynb\); "
+     r"choose another --output"),
+    ("hard.html", lambda d: (d / "hard.executed.ipynb").hardlink_to(d / "tiny.ipynb"),
+     r"the report's executed file \S+/hard\.executed\.ipynb would overwrite the notebook itself .*"),
+])
+def test_unwritable_or_self_destroying_output_is_refused_before_running(tiny_notebook, tmp_path, capsys, output,
+                                                                         setup, message):
+    if setup is not None:
+        setup(tmp_path)
+    source = tiny_notebook.read_bytes()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = output if output.startswith("/") else str(tmp_path / output)
+    _one_line_exit_2(capsys, ["report", str(tiny_notebook), "-o", out], message)
+    assert tiny_notebook.read_bytes() == source
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing ran, nothing written
+
+
+def test_a_notebook_output_named_like_the_source_does_not_replace_it(tmp_path):
+    """The notebook writes ``output_dir/ipynb``: beside ``tiny.html`` that would be ``tiny.ipynb``."""
+    nb = _tiny(tmp_path / "tiny.ipynb", "import pathlib\npathlib.Path(output_dir, 'ipynb').write_text('clobber')")
+    source = nb.read_bytes()
+    run_report(nb, {}, tmp_path / "tiny.html", progress=False)
+    assert nb.read_bytes() == source
+    assert (tmp_path / "tiny.output.ipynb").read_text() == "clobber"
+
+
+def _typed(path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("n: int = 3\nx: float = 0.5\nname: str = 'a'\nflag: bool = False\n"
+                                       "xs: list = [1]\nopt = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(repr(n), repr(x), repr(name), flag, xs, opt)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "n", "abc"], r"parameter n takes an int \(default 3\), got 'abc' \(str\)"),
+    (["-p", "n", "2.5"], r"parameter n takes an int \(default 3\), got 2\.5 \(float\)"),
+    (["-p", "n", "1e3"], r"parameter n takes an int \(default 3\), got '1e3' \(str\)"),
+    (["-p", "x", "yes"], r"parameter x takes a number \(default 0\.5\), got True \(bool\)"),
+    (["-p", "flag", "1"], r"parameter flag takes true or false \(default False\), got 1 \(int\)"),
+    (["-p", "xs", "3"], r"parameter xs takes a list \(default \[1\]\), got 3 \(int\)"),
+    (["-p", "n", "1", "-p", "n", "2"], r"-p n is given twice"),
+    (["-p", "n"], r"argument -p/--parameter: expected 2 arguments \(plural-kit report --help lists the options\)"),
+    (["--bogus"], r"unrecognized arguments: --bogus \(plural-kit report --help lists the options\)"),
+])
+def test_cli_parameter_errors_are_one_line(tmp_path, capsys, args, message):
+    nb = _typed(tmp_path / "typed.ipynb")
+    argv = ["report", str(nb), "-o", str(tmp_path / "r.html"), *args]
+    if args[0] == "-p" and len(args) == 2:
+        argv = ["report", str(nb), *args]  # -p NAME with nothing after it
+    try:
+        _one_line_exit_2(capsys, argv, message)
+    except SystemExit as exit_:  # argparse's own errors end the program
+        assert exit_.code == 2
+        err = capsys.readouterr().err
+        assert re.fullmatch(rf"plural-kit: error: {message}\n", err), err
+    assert not (tmp_path / "r.executed.ipynb").exists()
+
+
+def test_cli_value_for_a_string_parameter_stays_as_typed(tmp_path):
+    nb = _typed(tmp_path / "typed.ipynb")
+    assert main(["report", str(nb), "-o", str(tmp_path / "r.html"), "-p", "name", "05", "-p", "x", "2",
+                 "-p", "opt", "7"]) == 0
+    out = nbformat.read(tmp_path / "r.executed.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    assert out.strip() == "3 2 '05' False [1] 7"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("garbage", r"\S+/bad\.ipynb is not a readable Jupyter notebook \(NotJSONError: Notebook does not appear to be JSON: .*\)"),
+    ("", r"\S+/bad\.ipynb is not a readable Jupyter notebook \(NotJSONError: .*\)"),
+    ('{"a": 1}', r"\S+/bad\.ipynb is not a readable Jupyter notebook \(ValidationError: .*\)"),
+    (None, r"'\S+/bad\.ipynb' is a folder, not a notebook"),
+])
+def test_a_file_that_is_not_a_notebook_is_one_line(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.ipynb"
+    bad.mkdir() if content is None else bad.write_text(content)
+    _one_line_exit_2(capsys, ["report", str(bad), "-o", str(tmp_path / "r.html")], message)
+    _one_line_exit_2(capsys, ["report", str(bad), "--list-parameters"], message)
+
+
+@pytest.mark.parametrize("target, setup, cls, problem", [
+    ("/proc/plural_kit_x.json", None, FileNotFoundError, "No such file or directory"),
+    ("afile/m.json", lambda d: (d / "afile").write_text("x"), FileExistsError, r"\S+/afile is a file, not a folder"),
+    ("dir/metrics.json", lambda d: (d / "dir" / "metrics.json").mkdir(parents=True), IsADirectoryError, "it is a folder"),
+])
+def test_failed_writes_name_the_target_not_a_temporary_file(tmp_path, target, setup, cls, problem):
+    """Before: ``[Errno 2] No such file or directory: '/proc/.x.json.k2j3.tmp'``."""
+    if setup is not None:
+        setup(tmp_path)
+    path = target if target.startswith("/") else tmp_path / target
+    with pytest.raises(cls) as err:
+        save_metrics(Path(path).parent, {"a": 1}, name=Path(path).name)
+    assert re.fullmatch(rf"cannot write {re.escape(str(path))}: {problem}", err.value.strerror), err.value.strerror
+    assert ".tmp" not in str(err.value)
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_disk_full_while_writing_names_the_target(tmp_path, monkeypatch):
+    import errno
+
+    from plural_kit.io import atomic_write
+
+    def full(fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=rf"cannot write {re.escape(str(tmp_path / 'r.html'))}: No space left on device"):
+        atomic_write(tmp_path / "r.html", full)
+    assert list(tmp_path.iterdir()) == []

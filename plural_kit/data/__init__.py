@@ -1,6 +1,6 @@
 """Preference data: one validated schema, synthetic generators with known ground truth,
 and loaders for real data (download + cache, or a local mirror)."""
-from plural_kit.data.home import DataChecksumError, DataNotFoundError, data_home, fetch
+from plural_kit.data.home import DataChecksumError, DataFormatError, DataNotFoundError, data_home, fetch
 from plural_kit.data.evals import (
     list_anthropic_evals,
     load_anthropic_eval,
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_TRAITS",
     "FOUNDATIONS",
     "DataChecksumError",
+    "DataFormatError",
     "DataNotFoundError",
     "PreferenceSchemaError",
     "SyntheticPreferences",

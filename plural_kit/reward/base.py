@@ -11,6 +11,18 @@ with ``_uses_prompts`` gets ``prompts=`` ((n, d_p) array, or None) in every hook
 Parameters are checked by scikit-learn's ``_parameter_constraints`` when ``fit`` starts (a bad
 value raises ``InvalidParameterError``, a ``ValueError`` naming the parameter).
 
+Every ``fit`` and ``adapt`` ends with one shared check of what it produced
+(:meth:`PreferenceModel._check_result`): a fitted parameter that is NaN or infinite, or a
+prediction on the training pairs that is not a finite probability, raises
+:class:`FitFailedError` and leaves the model unfitted (``fit``) or as it was (``adapt``); a
+degenerate but usable solution that a fitter detects (``_degeneracies``: separable data with
+no penalty, a PAL temperature that collapsed) gives a ``ConvergenceWarning`` naming the cause
+and the fix. A fit never returns non-finite or degenerate parameters silently.
+
+User ids are compared as given; ids of different types that would be confused (``1``,
+``1.0``, ``True``, ``"1"``) raise a ``ValueError`` naming them
+(:func:`plural_kit.data.schema.check_user_ids`).
+
 Model selection: ``fit``, ``score`` and ``predict_proba`` request ``users`` and ``prompts``
 through scikit-learn's metadata routing, so with ``sklearn.set_config(enable_metadata_routing=True)``::
 
@@ -26,6 +38,7 @@ naming that fix instead of silently scoring the population prediction.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from abc import abstractmethod
 from numbers import Integral
@@ -33,20 +46,34 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+import torch
 from numpy.typing import ArrayLike
 from scipy.special import expit
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import metadata_routing
 from sklearn.utils.validation import check_is_fitted
 
+from plural_kit.data.schema import check_user_ids
 from plural_kit.metrics import accuracy
 
 POPULATION = -1  # user index meaning "no known user: predict for the population"
 
 
+_CHECK_ROWS = 2048  # training pairs predicted by the post-fit check
+_KNOWN = " with the ids the model knows (users_)"
+
+
 class UnknownUserWarning(UserWarning):
     """A user never seen in ``fit`` nor ``adapt`` got the population-level prediction."""
+
+
+class FitFailedError(RuntimeError):
+    """``fit`` or ``adapt`` produced non-finite parameters or predictions; the message names them.
+
+    After a failed ``fit`` the model is unfitted; after a failed ``adapt`` it is as it was.
+    """
 
 
 def check_features(x, name: str, n_features: int | None = None) -> np.ndarray:
@@ -76,6 +103,7 @@ def check_pairs(chosen, rejected, users=None, n_features: int | None = None):
             raise ValueError(f"'users' must have one id per pair: shape ({chosen.shape[0]},), got {users.shape}")
         if any(u is None or (isinstance(u, float) and np.isnan(u)) for u in users):
             raise ValueError("'users' contains missing ids (None/NaN)")
+        check_user_ids(users.tolist())
     return chosen, rejected, users
 
 
@@ -142,10 +170,12 @@ class PreferenceModel(BaseEstimator):
         prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
         user_idx = self._set_users(users, chosen.shape[0])
         self.n_features_in_ = chosen.shape[1]
+        kw = self._prompt_kw(prompts)
         try:
-            self._fit(chosen, rejected, user_idx, **self._prompt_kw(prompts))
+            self._fit(chosen, rejected, user_idx, **kw)
+            self._check_result(chosen, rejected, user_idx, "fit", **kw)
         except BaseException:
-            del self.n_features_in_  # a failed fit never leaves the model looking fitted
+            self._unfit()  # a failed fit never leaves the model looking fitted
             raise
         return self
 
@@ -200,7 +230,16 @@ class PreferenceModel(BaseEstimator):
             raise ValueError("'adapt' needs 'users': the id of the user who judged each pair")
         chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
         prompts = self._check_prompts(prompts, chosen.shape[0])
-        self._adapt(chosen, rejected, self._add_users(users), **self._prompt_kw(prompts))
+        kw = self._prompt_kw(prompts)
+        before = copy.deepcopy(vars(self))
+        try:
+            user_idx = self._add_users(users)
+            self._adapt(chosen, rejected, user_idx, **kw)
+            self._check_result(chosen, rejected, user_idx, "adapt", **kw)
+        except BaseException:
+            vars(self).clear()  # a failed adapt leaves the model as it was
+            vars(self).update(before)
+            raise
         return self
 
     def user_representation(self) -> pd.DataFrame:
@@ -233,6 +272,67 @@ class PreferenceModel(BaseEstimator):
                 rep.to_numpy()
             )
         return pd.Series(labels, index=rep.index.rename("user"), name="group")
+
+    # ---- the shared post-fit check ---------------------------------------------------
+    def _check_result(self, chosen, rejected, user_idx, stage: str, **kw) -> None:
+        """After ``fit``/``adapt``: raise :class:`FitFailedError` on non-finite parameters or
+        predictions; warn (``ConvergenceWarning``) for each degeneracy the fitter reports."""
+        name = type(self).__name__
+        problems = [f"{attr} has {bad} non-finite value(s)" for attr, bad in self._non_finite_attributes()]
+        if not problems:
+            rows = slice(0, _CHECK_ROWS)
+            part = {k: (v if v is None else v[rows]) for k, v in kw.items()}
+            with np.errstate(all="ignore"):
+                p = np.asarray(self._predict_proba(chosen[rows], rejected[rows], user_idx[rows], **part), float)
+            bad = ~(np.isfinite(p) & (p >= 0) & (p <= 1))
+            if bad.any():
+                problems.append(
+                    f"{int(bad.sum())} of {p.size} predictions on the training pairs are not probabilities "
+                    f"(e.g. {p[bad][:3].tolist()})"
+                )
+        if problems:
+            hint = self._failure_hint()
+            raise FitFailedError(
+                f"{name}.{stage} failed: {'; '.join(problems)}. "
+                f"{hint or 'Try a larger penalty (alpha), fewer iterations or standardised features.'}"
+                + (" The model is left unfitted." if stage == "fit" else " The model is left as it was.")
+            )
+        for message in self._degeneracies(chosen, rejected, user_idx, stage, **kw):
+            # user code -> (fit's sklearn wrapper) -> fit/adapt -> here
+            warnings.warn(f"{name}.{stage}: {message}", ConvergenceWarning, stacklevel=4 if stage == "fit" else 3)
+
+    def _non_finite_attributes(self):
+        """(name, count) of each fitted float attribute (``*_`` arrays, frames, floats, modules) with NaN/inf."""
+        for attr, value in vars(self).items():
+            if not attr.endswith("_") or attr.startswith("__"):
+                continue
+            if isinstance(value, torch.nn.Module):
+                bad = sum(int((~torch.isfinite(t)).sum()) for t in value.state_dict().values() if t.is_floating_point())
+            elif isinstance(value, pd.DataFrame):
+                num = value.select_dtypes("number").to_numpy(dtype=float)
+                bad = int((~np.isfinite(num)).sum())
+            elif isinstance(value, (float, np.floating, np.ndarray)):
+                arr = np.asarray(value)
+                if not np.issubdtype(arr.dtype, np.floating):
+                    continue
+                bad = int((~np.isfinite(arr)).sum())
+            else:
+                continue
+            if bad:
+                yield attr, bad
+
+    def _degeneracies(self, chosen, rejected, user_idx, stage: str, **kw) -> list[str]:
+        """Messages (cause and fix) for a finite but degenerate solution; subclasses override."""
+        return []
+
+    def _failure_hint(self) -> str:
+        """The likely cause and fix of non-finite parameters, for the error message; subclasses override."""
+        return ""
+
+    def _unfit(self) -> None:
+        """Remove every fitted attribute, so that ``check_is_fitted`` fails again."""
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
+            delattr(self, attr)
 
     # ---- helpers for subclasses -----------------------------------------------------
     def _check_prompts(self, prompts, n: int, fitting: bool = False) -> np.ndarray | None:
@@ -272,6 +372,7 @@ class PreferenceModel(BaseEstimator):
 
     def _add_users(self, users) -> np.ndarray:
         """Append the users of ``adapt`` not yet known (allocating their parameters); return each pair's index."""
+        check_user_ids(users.tolist(), known=self.users_.tolist(), context=_KNOWN)
         known = set(self.users_.tolist())
         new = [u for u in dict.fromkeys(users.tolist()) if u not in known]
         self.users_ = np.concatenate([self.users_, np.array(new, dtype=object)])
@@ -285,6 +386,8 @@ class PreferenceModel(BaseEstimator):
         users = np.asarray(users, dtype=object)
         if n is not None and users.shape != (n,):
             raise ValueError(f"'users' must have one id per row: shape ({n},), got {users.shape}")
+        if warn:  # (fit and adapt checked their ids already)
+            check_user_ids(users.tolist(), known=self.users_.tolist(), context=_KNOWN)
         lookup = {u: i for i, u in enumerate(self.users_.tolist())}
         idx = np.array([lookup.get(u, POPULATION) for u in users.tolist()], dtype=np.int64)
         if warn and (idx == POPULATION).any():

@@ -12,13 +12,11 @@ only in ``fit`` have ``delta_u = 0``: ``fit`` is the population model.
 """
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.reward import _newton
@@ -58,7 +56,12 @@ class BradleyTerry(PreferenceModel):
     user_offsets_ : DataFrame (users x d) indexed by user id: the offsets ``delta_u`` (0 unless
         adapted); also ``user_representation()``.
     n_iter_ : Newton iterations of the last fit.
-    converged_ : whether the last fit met ``tol``.
+    converged_ : whether the last fit met ``tol``; False (with a ``ConvergenceWarning``) when the
+        pairs are separable and ``alpha`` does not bound the weights: the optimum is at infinity.
+
+    A fit whose weights or predictions are not finite raises ``FitFailedError`` and leaves the
+    model unfitted (see :class:`~plural_kit.reward.base.PreferenceModel`); features whose
+    differences overflow float32 are a ``ValueError``.
     """
 
     _parameter_constraints = {
@@ -103,18 +106,50 @@ class BradleyTerry(PreferenceModel):
         return w.cpu().numpy(), n_iter, ok
 
     def _fit(self, chosen, rejected, user_idx):
-        D = np.subtract(chosen, rejected, dtype=np.float32)  # one pass, straight to the compute dtype
+        D = float32_differences(chosen, rejected)
         w, self.n_iter_, self.converged_ = self._solve(D, self.alpha)
-        if not self.converged_:
-            warnings.warn(
-                f"BradleyTerry did not converge in {self.max_iter} iterations (separable data with a "
-                "tiny alpha?); increase max_iter or alpha",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
         self.coef_ = w
         self._offsets = np.zeros((len(self.users_), w.size))
         self._publish_users()
+
+    def _degeneracies(self, chosen, rejected, user_idx, stage):
+        if stage == "adapt":
+            return self._adapt_degeneracies(chosen, rejected, user_idx)
+        margins = (chosen - rejected) @ self.coef_
+        if separable_without_penalty(margins, self.alpha):
+            self.converged_ = False  # the optimum is at infinity: what the solver stopped at is arbitrary
+            return [
+                (
+                    f"the {margins.size} training pairs are linearly separable (coef_ ranks every one correctly) "
+                    f"and alpha={self.alpha:g} does not hold the weights back, so the maximum-likelihood "
+                    f"weights are infinite: the solver stopped at |coef_| = {np.abs(self.coef_).max():.3g} "
+                    f"after {self.n_iter_} iterations, where every training pair gets P >= 1 - {np.exp(-margins.min()):.1e}. "
+                    "converged_ is set to False. Fix: use a penalty, alpha > 0 (the default is 1.0)"
+                )
+            ]
+        if not self.converged_:
+            return [
+                (
+                    f"did not converge in {self.max_iter} iterations (separable data with a tiny alpha?); "
+                    "increase max_iter or alpha"
+                )
+            ]
+        return []
+
+    def _adapt_degeneracies(self, chosen, rejected, user_idx):
+        margins = np.einsum("ij,ij->i", chosen - rejected, self.coef_ + self._offsets[user_idx])
+        bad = [u for u in np.unique(user_idx) if separable_without_penalty(margins[user_idx == u], self.adapt_alpha)]
+        if not bad:
+            return []
+        names = self.users_[bad].tolist()
+        return [
+            (
+                f"the pairs of {len(bad)} adapted user(s) (e.g. {names[:3]}) are separable and adapt_alpha="
+                f"{self.adapt_alpha:g} does not hold their offsets back: their maximum-likelihood offsets are "
+                f"infinite (|offset| reached {np.abs(self._offsets[bad]).max():.3g}). Fix: adapt_alpha > 0 "
+                "(the default is 10.0), a prior that keeps a user with few pairs close to the population"
+            )
+        ]
 
     def _publish_users(self) -> None:
         self.user_offsets_ = pd.DataFrame(
@@ -142,3 +177,37 @@ class BradleyTerry(PreferenceModel):
         if known.any():
             r[known] += np.einsum("ij,ij->i", x[known], self._offsets[user_idx[known]])
         return r
+
+
+#: a training margin above this (P > 1 - 1e-13 for every pair) means the penalty held nothing back
+SATURATED_MARGIN = 30.0
+
+
+def separable_without_penalty(margins: np.ndarray, alpha: float) -> bool:
+    """Whether every pair is ranked correctly (the data are separable along the weights) while the
+    penalty does not bound them: ``alpha == 0``, or every margin above :data:`SATURATED_MARGIN`.
+
+    Separable pairs have no finite maximum-likelihood weights: the likelihood grows forever along
+    the separating direction, so an unpenalised solver stops wherever its step test happens to pass.
+    """
+    if margins.size == 0 or not (margins > 0).all():
+        return False
+    return alpha == 0 or bool(margins.min() > SATURATED_MARGIN)
+
+
+def float32_differences(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    """``chosen - rejected`` in float32 (the compute dtype of the Newton solver), in one pass.
+
+    Raises ValueError when a difference overflows float32 (|x| > 3.4e38): the solver would
+    return NaN weights.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        D = np.subtract(chosen, rejected, dtype=np.float32)
+        finite = np.isfinite(D.sum()) or np.isfinite(D).all()
+    if not finite:
+        big = float(max(np.abs(chosen).max(), np.abs(rejected).max()))
+        raise ValueError(
+            f"'chosen' - 'rejected' overflows float32 (features up to {big:.3g}; float32 holds up to 3.4e38): "
+            "rescale or standardise the features"
+        )
+    return D

@@ -47,7 +47,8 @@ from plural_kit.reward._torch import (
     to_tensor,
     torch_generator,
 )
-from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
+from plural_kit.reward.base import POPULATION, FitFailedError, PreferenceModel, sigmoid
+from plural_kit.reward.bt import separable_without_penalty
 
 
 class MiCRo(PreferenceModel):
@@ -169,11 +170,29 @@ class MiCRo(PreferenceModel):
             if np.isfinite(value) and (best is None or value < best[0]):
                 best = (value, [to_numpy(p) for p in (heads, coef, intercept, offsets)])
         if best is None:
-            raise RuntimeError("MiCRo: every restart diverged (non-finite objective); try larger penalties")
+            raise FitFailedError("MiCRo: every restart diverged (non-finite objective); try larger penalties")
         self.objective_, (self.heads_, self.router_coef_, self.router_intercept_, self._offsets) = best
         self.mixing_weights_ = softmax(self._router_logits(prompts_np, user_idx), axis=1).mean(axis=0)
         self._mean_prompt = prompts_np.mean(axis=0) if dp else np.zeros(0)
         self._publish_users()
+
+    def _degeneracies(self, chosen, rejected, user_idx, stage, prompts=None):
+        if stage != "fit":
+            return []
+        prompts = np.zeros((chosen.shape[0], 0)) if prompts is None else prompts
+        Z = (chosen - rejected) @ self.heads_.T  # (n, K) margins
+        routed = self._router_logits(prompts, user_idx).argmax(axis=1)
+        bad = [k for k in range(int(self.n_heads)) if separable_without_penalty(Z[routed == k, k], self.alpha)]
+        if not bad:
+            return []
+        return [
+            (
+                f"the pairs routed to head(s) {bad} are linearly separable (the head ranks every one correctly) and "
+                f"alpha={self.alpha:g} does not hold its weights back, so their maximum-likelihood weights are "
+                f"infinite: L-BFGS stopped at |heads_| = {np.abs(self.heads_[bad]).max():.3g} only because of "
+                "max_iter. Fix: use a penalty, alpha > 0 (the default is 1e-4)"
+            )
+        ]
 
     def _router_logits(self, prompts: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
         logits = prompts @ self.router_coef_.T + self.router_intercept_

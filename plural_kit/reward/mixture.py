@@ -40,7 +40,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.reward import _newton
 from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
-from plural_kit.reward.bt import NEWTON_CONSTRAINTS
+from plural_kit.reward.bt import NEWTON_CONSTRAINTS, float32_differences, separable_without_penalty
 
 
 class MixtureBT(PreferenceModel):
@@ -69,7 +69,8 @@ class MixtureBT(PreferenceModel):
         ``predict_groups()`` is each user's most responsible component.
     log_likelihood_ : log-likelihood (nats, summed over users) of the kept restart.
     n_iter_ : EM iterations of the kept restart.
-    converged_ : whether the kept restart met ``tol``.
+    converged_ : whether the kept restart met ``tol``; False (with a ``ConvergenceWarning``) when a
+        component's pairs are separable and ``alpha`` does not bound its weights.
     """
 
     _pluralistic = True
@@ -116,7 +117,7 @@ class MixtureBT(PreferenceModel):
         n_units = int(unit.max()) + 1
         if n_units < K:
             raise ValueError(f"n_components={K} is more than the {n_units} users (or pairs without users) to cluster")
-        D = torch.as_tensor(np.subtract(chosen, rejected, dtype=np.float32), device=dev)
+        D = torch.as_tensor(float32_differences(chosen, rejected), device=dev)
         u = torch.as_tensor(unit, dtype=torch.int64, device=dev)
 
         w_pop, _, _ = _newton.newton_logistic(
@@ -148,6 +149,27 @@ class MixtureBT(PreferenceModel):
         resp = best["resp"].cpu().numpy()
         # per known user (pairs without ids were their own units: no user is known then)
         self._set_responsibilities(resp if (user_idx != POPULATION).any() else np.empty((0, K)))
+
+    def _degeneracies(self, chosen, rejected, user_idx, stage):
+        if stage != "fit":
+            return []
+        Z = (chosen - rejected) @ self.coef_.T  # (n, K) margins
+        if len(self._resp):  # each pair's user's most responsible component
+            assigned = self._resp[user_idx].argmax(axis=1)
+        else:  # pairs without users were their own units
+            assigned = (np.log(np.clip(self.weights_, 1e-300, None)) - np.logaddexp(0, -Z)).argmax(axis=1)
+        bad = [k for k in range(self.n_components) if separable_without_penalty(Z[assigned == k, k], self.alpha)]
+        if not bad:
+            return []
+        self.converged_ = False
+        return [
+            (
+                f"the pairs of component(s) {bad} are linearly separable (their component ranks every one correctly) "
+                f"and alpha={self.alpha:g} does not hold the weights back, so their maximum-likelihood weights are "
+                f"infinite: EM stopped at |coef_| = {np.abs(self.coef_[bad]).max():.3g}. converged_ is set to False. "
+                "Fix: use a penalty, alpha > 0 (the default is 1.0)"
+            )
+        ]
 
     def _initial_responsibilities(self, D, u, n_units, w_pop, seed: int) -> torch.Tensor:
         K = self.n_components

@@ -35,7 +35,15 @@ from plural_kit.reward._torch import (
     to_tensor,
     torch_generator,
 )
-from plural_kit.reward.base import POPULATION, PreferenceModel, check_features
+from plural_kit.reward.base import (
+    POPULATION,
+    FitFailedError,
+    PreferenceModel,
+    check_features,
+)
+
+#: a learned temperature below this fraction of its start 1/std(features)^2 has collapsed
+_COLLAPSED_TEMPERATURE = 1e-6
 
 
 class PAL(PreferenceModel):
@@ -66,7 +74,10 @@ class PAL(PreferenceModel):
     -----------------
     prototypes_ : (K, m) prototype points in the learned space.
     projection_ : (m, d) the map ``A`` (the identity when ``latent_dim`` is None).
-    temperature_ : float, ``tau``.
+    temperature_ : float, ``tau``. A learned ``tau`` that collapses below 1e-6 of its start
+        ``1 / std(features)^2`` (pairs without ideal-point curvature: the ideal points run off to
+        infinity) gives a ``ConvergenceWarning``; one that underflows to 0 (infinite prototypes)
+        raises ``FitFailedError``.
     user_weights_ : DataFrame (users x K), each user's simplex weights (rows sum to 1); also
         ``user_representation()``; ``predict_groups()`` is each user's largest weight.
     ideal_points_ : DataFrame (users x m), each user's ideal point ``a_u``.
@@ -122,6 +133,7 @@ class PAL(PreferenceModel):
         learn_map = self.latent_dim is not None
         learn_tau = self.temperature is None and not learn_map
         scale = float(np.concatenate([chosen, rejected]).std()) or 1.0
+        self._feature_scale = scale
         fixed_terms = None if learn_map else self._pair_terms(dx, sx, None)
 
         best = None
@@ -151,14 +163,15 @@ class PAL(PreferenceModel):
             if np.isfinite(value) and (best is None or value < best[0]):
                 best = (value, proj.detach(), protos.detach(), logits.detach(), log_tau.detach())
         if best is None:
-            raise RuntimeError(
+            raise FitFailedError(
                 "PAL: every restart diverged (non-finite objective); try a larger alpha or scaled features"
             )
 
         self.objective_, proj, protos, logits, log_tau = best
         self.projection_ = to_numpy(proj)
         self.temperature_ = float(np.exp(to_numpy(log_tau)))
-        self.prototypes_ = to_numpy(protos) / self.temperature_
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a collapsed tau: checked after fit
+            self.prototypes_ = to_numpy(protos) / self.temperature_
         weights = to_numpy(torch.softmax(logits, dim=1))
         if pooled:
             self.population_weights_ = weights[0]
@@ -167,6 +180,40 @@ class PAL(PreferenceModel):
             self._logits = to_numpy(logits)
             self.population_weights_ = weights.mean(axis=0)
         self._publish_users()
+
+    def _degeneracies(self, chosen, rejected, user_idx, stage):
+        if stage != "fit" or self.temperature is not None or self.latent_dim is not None:
+            return []  # only a learned temperature can collapse
+        relative = self.temperature_ * self._feature_scale**2  # 1 at the start of the fit
+        if relative >= _COLLAPSED_TEMPERATURE:
+            return []
+        far = np.abs(self.prototypes_).max() / self._feature_scale
+        return [
+            (
+                f"the learned temperature_ collapsed to {self.temperature_:.3g} ({relative:.2g} times its starting "
+                f"value 1/std(features)^2): the pairs show no ideal-point curvature, so the ideal points ran off to "
+                f"infinity (prototypes_ up to {far:.3g} feature standard deviations away) and PAL became a mixture of "
+                "linear rewards. Its predictions are usable, but prototypes_ and ideal_points_ mean nothing. Fix: fix "
+                "the temperature (temperature=1.0 on standardised features), learn a map (latent_dim=...), or "
+                "standardise the features"
+            )
+        ]
+
+    def _failure_hint(self) -> str:
+        tau = getattr(self, "temperature_", None)
+        if tau is not None and (not np.isfinite(tau) or tau * self._feature_scale**2 < _COLLAPSED_TEMPERATURE):
+            if self.temperature is not None:
+                return (
+                    f"The fixed temperature={self.temperature:.3g} is too small for features of scale "
+                    f"{self._feature_scale:.3g}: the prototypes (stored divided by it) overflow. Fix: a temperature "
+                    "near 1 / std(features)^2, or None to learn it."
+                )
+            return (
+                f"The temperature_ went to {tau:.3g}: the ideal points ran off to infinity (no ideal-point "
+                "curvature in the pairs, or features on a tiny scale). Fix: set alpha > 0 (default 1e-3), fix the "
+                "temperature (temperature=1.0 on standardised features) or standardise the features."
+            )
+        return ""
 
     @staticmethod
     def _pair_terms(dx: torch.Tensor, sx: torch.Tensor, proj: torch.Tensor | None):
@@ -195,9 +242,11 @@ class PAL(PreferenceModel):
         K = self.prototypes_.shape[0]
         w = softmax(self._logits, axis=1)
         index = pd.Index(self.users_, name="user")
+        with np.errstate(over="ignore", invalid="ignore"):  # infinite prototypes: checked after fit
+            ideal = w @ self.prototypes_
         self.user_weights_ = pd.DataFrame(w, index=index, columns=[f"prototype_{k}" for k in range(K)])
         self.ideal_points_ = pd.DataFrame(
-            w @ self.prototypes_, index=index, columns=[f"dim_{j}" for j in range(self.prototypes_.shape[1])]
+            ideal, index=index, columns=[f"dim_{j}" for j in range(self.prototypes_.shape[1])]
         )
 
     def _user_representation(self) -> pd.DataFrame:

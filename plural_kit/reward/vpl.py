@@ -236,6 +236,16 @@ class VPL(PreferenceModel):
         items = np.concatenate([chosen, rejected])
         self._reference = items[rng.choice(len(items), min(_N_REFERENCE, len(items)), replace=False)]
 
+    def _failure_hint(self) -> str:
+        losses = getattr(self, "loss_curve_", np.zeros(0))
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            return (
+                f"Training diverged: the loss is non-finite from step {bad[0]} of {losses.size}. Fix: a smaller lr "
+                f"(now {self.lr:g}; the default is 3e-3), a larger weight_decay or standardised features."
+            )
+        return "Fix: a smaller lr (the default is 3e-3) or standardised features."
+
     # ---- latents ---------------------------------------------------------------------
     def _set_latents(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
         """Posterior of each user in ``user_idx`` from all of their given pairs (one encoder pass)."""

@@ -1,0 +1,138 @@
+"""A fit that failed never returns as if it succeeded (issue 12, class 5), one test per reported case.
+
+Non-finite parameters or predictions raise ``FitFailedError`` and leave the model unfitted; a
+degenerate but finite solution (separable pairs without a penalty, a collapsed PAL temperature)
+gives a ``ConvergenceWarning`` naming the cause and the fix. The checks shared by every fitter
+are in test_fitter_conformance.py.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
+
+from plural_kit.data.synthetic import make_ideal_point_preferences
+from plural_kit.reward import PAL, VPL, BradleyTerry, MiCRo, MixtureBT
+from plural_kit.reward.base import FitFailedError
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """Linear group rewards: no ideal-point curvature, PAL's ideal points belong at infinity."""
+    return make_ideal_point_preferences(
+        n_items=150, n_features=4, n_groups=2, users_per_group=20, pairs_per_user=60, reward="linear", seed=0
+    )
+
+
+@pytest.fixture(scope="module")
+def separable():
+    """Pairs ranked without noise by one linear reward: no finite maximum-likelihood weights."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 3)), rng.normal(size=(300, 3))
+    first = (a - b) @ np.array([1.0, -2.0, 0.5]) > 0
+    chosen, rejected = np.where(first[:, None], a, b), np.where(first[:, None], b, a)
+    return chosen, rejected, np.repeat(np.arange(30), 10).astype(str)
+
+
+def assert_unfitted(model):
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model, "n_features_in_")
+    assert not [k for k in vars(model) if k.endswith("_") and not k.startswith("__")]
+
+
+def test_pal_temperature_underflow_on_tiny_features_raises(linear):
+    """PAL(alpha=0) on features scaled by 1e-3: temperature_ underflowed to 0 and every
+    prediction was NaN, yet fit returned normally."""
+    model = PAL(alpha=0, device="cpu")
+    with pytest.raises(FitFailedError, match=r"prototypes_ has \d+ non-finite.*temperature_ went to 0.*Fix: set alpha > 0"):
+        model.fit(linear.X_chosen * 1e-3, linear.X_rejected * 1e-3, linear.users)
+    assert_unfitted(model)
+
+
+def test_pal_collapsed_temperature_warns(linear):
+    """At the defaults on linear rewards temperature_ reached ~1e-151 silently: now a warning naming the fix."""
+    with pytest.warns(ConvergenceWarning, match=r"temperature_ collapsed to .*ideal points ran off to infinity.*Fix"):
+        model = PAL(device="cpu").fit(linear.X_chosen, linear.X_rejected, linear.users)
+    assert np.isfinite(model.predict_proba(linear.X_chosen, linear.X_rejected, linear.users)).all()
+
+
+def test_pal_tiny_fixed_temperature_raises(linear):
+    with pytest.raises(FitFailedError, match="fixed temperature=1e-320 is too small"):
+        PAL(temperature=1e-320, n_restarts=1, device="cpu").fit(linear.X_chosen, linear.X_rejected, linear.users)
+
+
+def test_pal_on_ideal_points_fits_without_warning():
+    data = make_ideal_point_preferences(n_items=150, n_features=4, users_per_group=20, pairs_per_user=60, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        PAL(device="cpu").fit(data.X_chosen, data.X_rejected, data.users)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-300])
+def test_bt_without_penalty_on_separable_pairs_is_not_converged(separable, alpha):
+    """BradleyTerry(alpha=0) on separable pairs reported converged_=True with |w| = 2e6 and no warning."""
+    chosen, rejected, _ = separable
+    with pytest.warns(ConvergenceWarning, match=r"linearly separable.*weights are infinite.*Fix: use a penalty, alpha > 0"):
+        model = BradleyTerry(alpha=alpha, device="cpu").fit(chosen, rejected)
+    assert model.converged_ is False
+
+
+def test_bt_with_a_penalty_on_separable_pairs_is_fine(separable):
+    chosen, rejected, _ = separable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert BradleyTerry(alpha=1.0, device="cpu").fit(chosen, rejected).converged_
+
+
+def test_bt_adapt_without_penalty_on_separable_pairs_warns(separable, linear):
+    chosen, rejected, _ = separable
+    model = BradleyTerry(adapt_alpha=0, device="cpu").fit(linear.X_chosen[:, :3], linear.X_rejected[:, :3])
+    with pytest.warns(ConvergenceWarning, match=r"adapt: the pairs of 2 adapted user\(s\).*adapt_alpha > 0"):
+        model.adapt(chosen[:20], rejected[:20], ["new"] * 10 + ["new2"] * 10)
+
+
+def test_mixture_and_micro_without_penalty_on_separable_pairs_warn(separable):
+    with pytest.warns(ConvergenceWarning, match=r"MixtureBT.fit: the pairs of component\(s\).*separable"):
+        model = MixtureBT(alpha=0, n_init=1, device="cpu").fit(*separable)
+    assert model.converged_ is False
+    with pytest.warns(ConvergenceWarning, match=r"MiCRo.fit: the pairs routed to head\(s\).*separable"):
+        MiCRo(alpha=0, n_restarts=1, device="cpu").fit(*separable)
+
+
+@pytest.mark.parametrize(
+    "model, param",
+    [
+        (BradleyTerry(max_iter=0), "max_iter"), (MixtureBT(max_iter=0), "max_iter"), (PAL(max_iter=0), "max_iter"),
+        (MiCRo(max_iter=0), "max_iter"), (VPL(n_steps=0), "n_steps"), (PAL(n_restarts=0), "n_restarts"),
+    ],
+)
+def test_zero_iterations_are_refused(separable, model, param):
+    """max_iter=0 was accepted and returned zero weights."""
+    with pytest.raises(InvalidParameterError, match=f"'{param}' parameter of {type(model).__name__} must be an int in the range \\[1, inf\\)"):
+        model.set_params(device="cpu").fit(*separable)
+
+
+def test_features_that_overflow_float32_are_an_input_error(separable):
+    chosen, rejected, users = separable
+    for model in (BradleyTerry(device="cpu"), MixtureBT(device="cpu")):
+        with pytest.raises(ValueError, match="overflows float32"):
+            model.fit(chosen * 1e300, rejected * 1e300, users)
+        assert_unfitted(model)
+
+
+def test_vpl_diverged_training_raises_and_leaves_unfitted(linear):
+    model = VPL(lr=1e6, n_steps=20, hidden_dim=8, device="cpu")
+    with pytest.raises(FitFailedError, match=r"net_ has \d+ non-finite.*loss is non-finite from step .*smaller lr"):
+        model.fit(linear.X_chosen, linear.X_rejected, linear.users)
+    assert_unfitted(model)
+
+
+def test_failed_refit_does_not_leave_the_old_fit(linear):
+    model = BradleyTerry(device="cpu").fit(linear.X_chosen, linear.X_rejected)
+    with pytest.raises(ValueError, match="overflows float32"):
+        model.fit(linear.X_chosen * 1e300, linear.X_rejected * 1e300)
+    assert_unfitted(model)
