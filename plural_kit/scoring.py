@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["LabelTokenError", "label_logprobs", "option_probs", "resolve_label_tokens", "start_logprob"]
+__all__ = ["EngineOutputError", "LabelTokenError", "check_logprobs", "label_logprobs", "option_probs", "resolve_label_tokens", "start_logprob"]
 
 #: After these characters (and after whitespace) a label follows with no space: ``(A``, ``"Yes``.
 NO_SPACE_AFTER = "([{<\"'`"
@@ -25,6 +25,51 @@ NO_SPACE_AFTER = "([{<\"'`"
 
 class LabelTokenError(ValueError):
     """A label is not a (distinct) next token after its prompt for this tokenizer."""
+
+
+class EngineOutputError(ValueError):
+    """An engine returned next-token log-probabilities that are not log-probabilities."""
+
+
+#: Slack for rounding (float32/bf16 engines): a log-probability up to this above 0 is accepted.
+LOGPROB_TOL = 1e-3
+#: A total probability over distinct tokens up to ``1 + LOGPROB_SUM_TOL`` is accepted (hand-written
+#: fakes round their log-probabilities: ``-0.1, -3, -3`` sum to 1.004).
+LOGPROB_SUM_TOL = 1e-2
+
+
+def check_logprobs(logprobs, n: int, k: int, where: str = "engine.next_token_logprobs") -> np.ndarray:
+    """Return ``logprobs`` as a float64 ``(n, k)`` array after checking that it is ``k`` distinct tokens'
+    log-probabilities for each of ``n`` texts: no NaN, no +inf, each <= 0 and their total
+    probability per row <= 1 (within :data:`LOGPROB_TOL` and :data:`LOGPROB_SUM_TOL`; ``-inf`` =
+    probability 0 is allowed). Raises :class:`EngineOutputError`
+    naming the problem, the rows and the values."""
+    try:
+        arr = np.asarray(logprobs, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise EngineOutputError(f"{where} returned values that are not a numeric array ({err})") from None
+    if arr.shape != (n, k):
+        raise EngineOutputError(f"{where} returned shape {arr.shape}; expected ({n}, {k}) (texts, token ids)")
+
+    def rows(bad) -> str:
+        idx = np.flatnonzero(bad)
+        return "; ".join(f"row {i}: {np.array2string(arr[i], precision=4)}" for i in idx[:3]) + (
+            f" (and {idx.size - 3} more)" if idx.size > 3 else "")
+
+    bad = np.isnan(arr).any(axis=1) | (arr == np.inf).any(axis=1)
+    if bad.any():
+        raise EngineOutputError(f"{where} returned NaN or +inf log-probabilities: {rows(bad)}")
+    bad = (arr > LOGPROB_TOL).any(axis=1)
+    if bad.any():
+        raise EngineOutputError(f"{where} returned log-probabilities above 0 (probabilities above 1; "
+                                f"were logits or probabilities passed instead?): {rows(bad)}")
+    with np.errstate(over="ignore"):
+        total = np.exp(arr).sum(axis=1)
+    bad = total > 1.0 + LOGPROB_SUM_TOL
+    if bad.any():
+        raise EngineOutputError(f"{where} returned log-probabilities of distinct tokens whose probabilities sum "
+                                f"above 1 (max {total.max():.6g}; not a log-softmax?): {rows(bad)}")
+    return arr
 
 
 def _lead(prompt: str) -> str:
@@ -93,7 +138,8 @@ def _grouped_logprobs(engine, texts: list[str], ids: list[list[int]]) -> list[np
         groups.setdefault(tuple(row), []).append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(texts)
     for key, rows in groups.items():
-        lp = np.asarray(engine.next_token_logprobs([texts[i] for i in rows], token_ids=list(key)), dtype=np.float64)
+        lp = check_logprobs(engine.next_token_logprobs([texts[i] for i in rows], token_ids=list(key)),
+                            len(rows), len(key))
         for r, row in zip(rows, lp):
             out[r] = row
     return out
@@ -122,6 +168,10 @@ def option_probs(engine, prompts: Sequence[str], labels) -> tuple[np.ndarray, np
     """
     p = np.exp(label_logprobs(engine, prompts, labels))
     mass = p.sum(axis=1)
+    zero = np.flatnonzero(mass <= 0)
+    if zero.size:
+        raise EngineOutputError(f"the engine gives probability 0 to every label after {zero.size} prompt(s), e.g. "
+                                f"the one ending {prompts[zero[0]][-40:]!r}: they cannot be renormalised")
     return p / mass[:, None], mass
 
 

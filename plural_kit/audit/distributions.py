@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from plural_kit.audit.metrics import AuditInputError
+from plural_kit.audit.metrics import SUM_TOL, AuditInputError
 from plural_kit.engine import Engine
 from plural_kit.results import Result, Summary, frame_summary
-from plural_kit.scoring import LabelTokenError, option_probs, resolve_label_tokens
+from plural_kit.scoring import LOGPROB_SUM_TOL, EngineOutputError, LabelTokenError, option_probs, resolve_label_tokens
 
 __all__ = [
     "AnswerDistributions",
@@ -36,6 +36,7 @@ __all__ = [
     "PromptDesign",
     "answer_distributions",
     "build_prompt",
+    "check_scorer_output",
     "option_labels",
     "option_permutation",
     "resolve_label_tokens",
@@ -71,7 +72,12 @@ class MultipleChoiceItem:
             raise AuditInputError(f"item {self.id!r} has duplicate options: {opts}")
         object.__setattr__(self, "options", opts)
         if self.values is not None:
-            vals = tuple(float(v) for v in self.values)
+            try:
+                vals = tuple(float(v) for v in self.values)
+            except (TypeError, ValueError):
+                raise AuditInputError(f"item {self.id!r} has values that are not numbers: {self.values!r}") from None
+            if not all(np.isfinite(vals)):
+                raise AuditInputError(f"item {self.id!r} has NaN or infinite values: {vals}")
             if len(vals) != len(opts):
                 raise AuditInputError(f"item {self.id!r}: {len(vals)} values for {len(opts)} options")
             object.__setattr__(self, "values", vals)
@@ -189,7 +195,7 @@ class LogprobScorer(AnswerScorer):
     def score(self, prompts, labels):
         try:
             return option_probs(self.engine, list(prompts), [list(lab) for lab in labels])
-        except LabelTokenError as err:
+        except (LabelTokenError, EngineOutputError) as err:
             raise AuditInputError(str(err)) from err
 
 
@@ -273,6 +279,51 @@ class AnswerDistributions(Result):
         return {"items": len(self.items), "options": self.probs.shape[1], "design": self.design.name}
 
 
+def _rows(items, bad: np.ndarray, arr: np.ndarray) -> str:
+    rows = np.flatnonzero(bad)
+    shown = "; ".join(f"item {items[i].id!r}: {np.array2string(arr[i], precision=4)}" for i in rows[:3])
+    return shown + (f" (and {rows.size - 3} more)" if rows.size > 3 else "")
+
+
+def check_scorer_output(output, items: Sequence[MultipleChoiceItem], *, tol: float = SUM_TOL
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs (n, K), on_option_mass (n,))`` from what an :class:`AnswerScorer`'s ``score`` returned,
+    after checking it: a pair of arrays of the right shapes, ``probs`` finite, non-negative, each row
+    summing to one within ``tol``; ``on_option_mass`` finite and in [0, 1] (up to
+    :data:`plural_kit.scoring.LOGPROB_SUM_TOL` of rounding above 1).
+    Raises :class:`AuditInputError` naming the problem and the offending items."""
+    n, k = len(items), len(items[0].options)
+    if not (isinstance(output, (tuple, list)) and len(output) == 2):
+        raise AuditInputError(f"scorer.score must return (probs, on_option_mass); got {type(output).__name__}"
+                              + (f" of length {len(output)}" if isinstance(output, (list, tuple)) else ""))
+    try:
+        pos_probs = np.asarray(output[0], dtype=np.float64)
+        mass = np.asarray(output[1], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise AuditInputError(f"scorer returned probabilities that are not numeric arrays ({err})") from None
+    if pos_probs.shape != (n, k) or mass.shape != (n,):
+        raise AuditInputError(f"scorer returned shapes {pos_probs.shape}, {mass.shape}; expected ({n}, {k}), ({n},)")
+    bad = ~np.isfinite(pos_probs).all(axis=1)
+    if bad.any():
+        raise AuditInputError(f"scorer returned NaN or infinite probabilities: {_rows(items, bad, pos_probs)}")
+    bad = (pos_probs < 0).any(axis=1)
+    if bad.any():
+        raise AuditInputError(f"scorer returned negative probabilities: {_rows(items, bad, pos_probs)}")
+    sums = pos_probs.sum(axis=1)
+    bad = np.abs(sums - 1.0) > tol
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise AuditInputError(
+            f"scorer returned probabilities whose rows do not sum to 1 (item {items[i].id!r} sums to "
+            f"{sums[i]:.6g}; {int(bad.sum())} of {n} rows): renormalise over the options and report the mass "
+            f"before in on_option_mass; {_rows(items, bad, pos_probs)}")
+    bad = ~np.isfinite(mass) | (mass < 0) | (mass > 1.0 + LOGPROB_SUM_TOL)
+    if bad.any():
+        raise AuditInputError(f"scorer returned on_option_mass outside [0, 1]: "
+                              f"{_rows(items, bad, mass[:, None])}")
+    return pos_probs, mass
+
+
 def answer_distributions(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem],
                          design: PromptDesign = PromptDesign()) -> AnswerDistributions:
     """Score ``items`` under ``design``; ``engine`` is an :class:`~plural_kit.engine.Engine` or an
@@ -292,12 +343,7 @@ def answer_distributions(engine: Engine | AnswerScorer, items: Sequence[Multiple
     built = [build_prompt(it, design, scorer, item_index=i) for i, it in enumerate(items)]
     prompts = [b[0] for b in built]
     display = np.stack([b[1] for b in built])
-    pos_probs, mass = scorer.score(prompts, [b[2] for b in built])
-    pos_probs = np.asarray(pos_probs, dtype=np.float64)
-    mass = np.asarray(mass, dtype=np.float64)
-    if pos_probs.shape != (len(items), k) or mass.shape != (len(items),):
-        raise AuditInputError(f"scorer returned shapes {pos_probs.shape}, {mass.shape}; expected ({len(items)}, {k}), "
-                              f"({len(items)},)")
+    pos_probs, mass = check_scorer_output(scorer.score(prompts, [b[2] for b in built]), items)
     probs = np.empty_like(pos_probs)
     np.put_along_axis(probs, display, pos_probs, axis=1)  # probs[i, display[i, j]] = pos_probs[i, j]
     return AnswerDistributions(items, design, probs, pos_probs, display, mass, prompts)

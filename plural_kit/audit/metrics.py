@@ -26,6 +26,7 @@ from scipy.special import rel_entr
 __all__ = [
     "AuditInputError",
     "check_distribution",
+    "check_scores",
     "expected_value",
     "normalized_entropy",
     "representativeness",
@@ -59,6 +60,57 @@ def check_distribution(p, name: str = "p", *, tol: float = SUM_TOL) -> np.ndarra
             f"{name} sums to {total:.6g}, not 1 (renormalise over the options first, "
             "e.g. p / p.sum(), if the mass outside the options is meant to be dropped)"
         )
+    return arr
+
+
+#: The MFQ-2 rating scale: 1 (does not describe me at all) to 5 (describes me extremely well).
+MFQ_SCALE = (1.0, 5.0)
+
+
+def _show(labels, values, bad) -> str:
+    shown = [f"{lab}: {val!r}" for lab, val, b in zip(labels, values, bad) if b]
+    more = len(shown) - 5
+    return ", ".join(shown[:5]) + (f" (and {more} more)" if more > 0 else "")
+
+
+def check_scores(values, name: str = "scores", *, scale: tuple[float, float] | None = MFQ_SCALE,
+                 labels=None) -> np.ndarray:
+    """Return ``values`` as a float64 array after checking that every entry is a finite number in
+    ``scale`` (``(low, high)``, inclusive, up to the rounding that probabilities summing to 1 within ``SUM_TOL`` allow; ``None``: any finite number). ``labels``: a name per entry
+    (e.g. the foundations), used to name the offending entries. Raises :class:`AuditInputError`."""
+    raw = np.asarray(values, dtype=object).ravel()
+    labels = list(range(raw.size)) if labels is None else list(labels)
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = []
+        for v in raw:
+            try:
+                float(v)
+                bad.append(isinstance(v, (bool, np.bool_)))
+            except (TypeError, ValueError):
+                bad.append(True)
+        raise AuditInputError(f"{name} must be numbers; not numbers: {_show(labels, raw, bad)}") from None
+    flat = arr.ravel()
+    nonnum = [isinstance(v, (bool, np.bool_, str, bytes)) for v in raw]
+    if any(nonnum):
+        raise AuditInputError(f"{name} must be numbers; not numbers: {_show(labels, raw, nonnum)}")
+    finite = np.isfinite(flat)
+    if not finite.all():
+        raise AuditInputError(f"{name} contain NaN or infinite values: {_show(labels, flat.tolist(), ~finite)}")
+    if scale is not None:
+        try:
+            lo, hi = (float(v) for v in scale)
+        except (TypeError, ValueError):
+            raise AuditInputError(f"scale must be (low, high); got {scale!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise AuditInputError(f"scale must be finite (low, high) with low < high; got {scale!r}")
+        # rounding: an expected rating from probabilities that sum to 1 within SUM_TOL
+        slack = SUM_TOL * max(abs(lo), abs(hi), hi - lo)
+        out = (flat < lo - slack) | (flat > hi + slack)
+        if out.any():
+            raise AuditInputError(f"{name} must lie on the {lo:g}-{hi:g} scale; outside it: "
+                                  f"{_show(labels, flat.tolist(), out)}")
     return arr
 
 

@@ -27,7 +27,7 @@ from plural_kit.audit.distributions import (
     answer_distributions,
 )
 from plural_kit.audit._summary import sections_summary
-from plural_kit.audit.metrics import AuditInputError
+from plural_kit.audit.metrics import MFQ_SCALE, AuditInputError, check_scores
 from plural_kit.claims import NOT_DISTINGUISHABLE, Claim, Claims, claim_proportion
 from plural_kit.engine import Engine
 from plural_kit.io import jsonable
@@ -301,23 +301,27 @@ class CountryComparison(Result):
 
 
 def compare_with_countries(model_scores: pd.Series, distributions: pd.DataFrame, *, by: str = "country",
-                           confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> CountryComparison:
+                           confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
+                           scale: tuple[float, float] = MFQ_SCALE) -> CountryComparison:
     """Which countries' people have foundation profiles nearest the model's?
 
-    ``model_scores``: foundation → score (1–5); ``distributions``: the tidy frame of
+    ``model_scores``: foundation → score on ``scale`` (default the MFQ-2 1–5 ratings; a score that
+    is not a finite number on the scale raises :class:`AuditInputError`); ``distributions``: the tidy frame of
     :func:`plural_kit.data.country_foundation_distributions` (``scores`` arrays per country ×
     foundation). Bootstrap: raters resampled within each country ``n_boot`` times.
     """
     missing = {by, "foundation", "mean", "sd", "scores"} - set(distributions.columns)
     if missing:
         raise AuditInputError(f"human distributions lack columns {sorted(missing)}")
-    model_scores = pd.Series(model_scores, dtype=float)
+    model_scores = pd.Series(model_scores)
+    if model_scores.empty:
+        raise AuditInputError("no model foundation scores")
+    model_scores = pd.Series(check_scores(model_scores.to_numpy(), "model foundation scores", scale=scale,
+                                          labels=model_scores.index), index=model_scores.index, dtype=float)
     foundations = list(model_scores.index)
     absent = set(foundations) - set(distributions["foundation"])
     if absent:
         raise AuditInputError(f"no human scores for foundations {sorted(absent)}")
-    if model_scores.isna().any():
-        raise AuditInputError("model foundation scores contain NaN")
     countries, raters, code = _raters(distributions, foundations, by)
     m = model_scores.to_numpy()
     dist, boot = stats.bootstrap_replicates(
@@ -357,7 +361,8 @@ def position_claim(results: Sequence[AnswerDistributions], name: str = "answers_
 
 def nearest_country_claim(results: Sequence[AnswerDistributions], distributions: pd.DataFrame, *,
                           by: str = "country", confidence: float = 0.95, n_boot: int = 1000,
-                          seed: int = 0, name: str = "nearest_country_ahead") -> Claim:
+                          seed: int = 0, name: str = "nearest_country_ahead",
+                          scale: tuple[float, float] = MFQ_SCALE) -> Claim:
     """Does the audit single out one country? The nearest country vs the runner-up.
 
     ``results``: the MFQ-2 items under the designs whose order-averaged scores make the model's
@@ -365,13 +370,14 @@ def nearest_country_claim(results: Sequence[AnswerDistributions], distributions:
     Distance = mean |model − country mean| over foundations (rating points). The nearest and
     the runner-up are named from the full data; the quantity is d(runner-up) − d(nearest), with a
     bootstrap CI that resamples items within each foundation (the model's side) and raters
-    within each country (the people's side) in the same rounds.
+    within each country (the people's side) in the same rounds. Every item's expected rating must
+    be a finite number on ``scale`` (default the MFQ-2 1–5 ratings).
     """
     avg = order_averaged(results)
     groups = avg["group"].to_numpy()
     foundations = list(dict.fromkeys(groups))
     countries, raters, code = _raters(distributions, foundations, by)
-    x = avg["expected"].to_numpy()
+    x = check_scores(avg["expected"].to_numpy(), "model item scores", scale=scale, labels=avg["item"])
     masks = [groups == f for f in foundations]
 
     def distances(items: np.ndarray, people: np.ndarray) -> np.ndarray:  # (C,)

@@ -111,7 +111,28 @@ class PerspectiveDetector:
         if hasattr(self._encoder, "hidden_states"):
             x = self._encoder.hidden_states(list(texts), layers=-1, pooling="mean")[-1]
         else:
-            x = np.asarray(self._encoder(list(texts)), dtype=np.float32)
+            out = self._encoder(list(texts))
+            try:
+                x = np.asarray(out, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise AuditInputError(f"the encoder must return an (n, d) array of numbers; got "
+                                      f"{type(out).__name__}") from None
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or len(x) != len(texts) or x.shape[1] == 0:
+            raise AuditInputError(f"the encoder returned shape {x.shape} for {len(texts)} texts; expected "
+                                  f"({len(texts)}, d)")
+        if hasattr(self, "description_embeddings_") and x.shape[1] != self.description_embeddings_.shape[1]:
+            raise AuditInputError(f"the encoder returned width {x.shape[1]}, the perspective descriptions "
+                                  f"have {self.description_embeddings_.shape[1]}")
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise AuditInputError(f"the encoder returned NaN or infinite embeddings for {rows.size} of {len(x)} texts, "
+                                  f"e.g. {list(texts)[rows[0]][:60]!r}")
+        zero = ~(np.abs(x) > 0).any(axis=1)
+        if zero.any():
+            raise AuditInputError(f"the encoder returned an all-zero embedding (no direction) for {int(zero.sum())} "
+                                  f"of {len(x)} texts, e.g. {list(texts)[np.flatnonzero(zero)[0]][:60]!r}")
         return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
 
     def fit(self, X=None, y=None) -> PerspectiveDetector:
@@ -130,6 +151,7 @@ class PerspectiveDetector:
         else:
             raise TypeError("encoder must be a model name, a ForwardEngine or a callable texts -> (n, d) array")
         self.names_ = list(persp)
+        self.__dict__.pop("description_embeddings_", None)  # a refit may change the encoder's width
         self.description_embeddings_ = self._embed(list(persp.values()))
         return self
 

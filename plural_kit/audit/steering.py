@@ -20,7 +20,7 @@ import pandas as pd
 
 from plural_kit import stats, viz
 from plural_kit.audit.distributions import AnswerScorer, MultipleChoiceItem, PromptDesign, answer_distributions
-from plural_kit.audit.metrics import AuditInputError
+from plural_kit.audit.metrics import MFQ_SCALE, AuditInputError, check_scores
 from plural_kit.claims import Claim, Claims
 from plural_kit.engine import Engine
 from plural_kit.io import jsonable
@@ -153,27 +153,46 @@ def steering_audit(engine: Engine | AnswerScorer, items: Sequence[MultipleChoice
     # one row per (item, order): the unit the bootstrap resamples (balanced, so group means are order-averaged)
     item_scores = pd.DataFrame({p: np.concatenate([r.expected() for r in res]) for p, res in personas.items()},
                                index=[f"{it.id}|{o}" for o in orders for it in items])
+    values = np.concatenate([it.ordinal for it in items])
     return steering_from_scores(item_scores, [it.group for _ in orders for it in items], ref,
-                                confidence=confidence, n_boot=n_boot, seed=seed)
+                                confidence=confidence, n_boot=n_boot, seed=seed,
+                                scale=(float(values.min()), float(values.max())))
 
 
 def steering_from_scores(item_scores: pd.DataFrame, groups: Sequence[str], reference: pd.DataFrame, *,
-                         confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> SteeringResult:
+                         confidence: float = 0.95, n_boot: int = 1000, seed: int = 0,
+                         scale: tuple[float, float] | None = MFQ_SCALE) -> SteeringResult:
     """The statistics of :func:`steering_audit` from item scores already computed.
 
     ``item_scores``: answers × personas (a ``"neutral"`` column and one column per country, the
     expected rating of each answer, e.g. one row per item and option order); ``groups``: each
-    row's group (n_rows,); ``reference``: countries × groups of human means. The bootstrap
-    resamples rows within groups.
+    row's group (n_rows,); ``reference``: countries × groups of human means; ``scale``: the rating
+    scale every item score and human mean must lie on (default the MFQ-2 1–5 ratings; ``None``: any
+    finite number). The bootstrap resamples rows within groups.
     """
     if "neutral" not in item_scores.columns:
         raise AuditInputError("item_scores needs a 'neutral' column")
+    if item_scores.empty:
+        raise AuditInputError("item_scores has no rows")
     countries = [c for c in item_scores.columns if c != "neutral"]
+    if not countries:
+        raise AuditInputError("item_scores has no country column beside 'neutral'")
     group_of = np.asarray(groups)
     if group_of.shape != (len(item_scores),):
         raise AuditInputError(f"{group_of.size} groups for {len(item_scores)} items")
     names = list(dict.fromkeys(group_of))
+    missing = [g for g in names if g not in reference.columns]
+    if missing:
+        raise AuditInputError(f"reference lacks the groups {missing}")
+    unknown = [c for c in countries if c not in reference.index]
+    if unknown:
+        raise AuditInputError(f"countries {unknown} are not in the reference (have {list(reference.index)})")
     ref = reference[names]
+    for col in item_scores.columns:
+        check_scores(item_scores[col].to_numpy(), f"item scores of {col!r}", scale=scale,
+                     labels=item_scores.index)
+    for c in ref.index:
+        check_scores(ref.loc[c].to_numpy(), f"reference human means of {c!r}", scale=scale, labels=names)
     profiles = pd.DataFrame({g: item_scores[group_of == g].mean() for g in names})
     x = item_scores[["neutral", *countries]].to_numpy()                        # (n_rows, 1 + C)
     human = ref.loc[countries].to_numpy()                                       # (C, G)

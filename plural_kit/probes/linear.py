@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -60,12 +61,25 @@ def dedupe_prompts(texts: Sequence[str], y=None) -> np.ndarray:
     return np.asarray(keep, dtype=int)
 
 
-def group_split(y, groups, test_size: float = 0.3, seed: int = 0, max_tries: int = 200):
-    """Split row indices so that no group (source) is in both splits and both splits hold both classes.
+#: Default tolerance of :func:`group_split`: each side's share of positives is within this of the overall share.
+BALANCE_TOL = 0.1
 
-    A :class:`~sklearn.model_selection.GroupShuffleSplit` is redrawn (seeded) until each side has
-    both labels. Returns ``(train_idx, test_idx)``. Raises when the groups cannot give such a split
-    (for example when one class comes from a single source).
+
+def group_split(y, groups, test_size: float = 0.3, seed: int = 0, max_tries: int = 200,
+                balance_tol: float = BALANCE_TOL):
+    """Split row indices so that no group (source) is in both splits, both splits hold both classes
+    and each keeps the overall class balance.
+
+    Seeded :class:`~sklearn.model_selection.GroupShuffleSplit` draws are tried in turn; the first
+    whose train and test shares of positives are both within ``balance_tol`` of the overall share
+    is returned as ``(train_idx, test_idx)``. When none is (one-class sources: three of eight
+    sources cannot hold half the positives), seeded
+    :class:`~sklearn.model_selection.StratifiedGroupKFold` folds of about ``test_size`` each are
+    tried, and the balanced one whose size is nearest ``test_size`` is returned. Whole sources move
+    together, so when nothing found is that balanced the most balanced split with both classes on
+    each side is returned with a warning that names the shares (chance on the held-out side is then its majority rate,
+    which :class:`ProbeResult` uses). Raises when the groups cannot give a split with both classes
+    on each side (for example when one class comes from a single source).
     """
     y = check_binary_labels(y)
     groups = np.asarray(groups, dtype=object)
@@ -75,18 +89,54 @@ def group_split(y, groups, test_size: float = 0.3, seed: int = 0, max_tries: int
         raise ValueError("groups contains missing values: every row needs a source")
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be in (0, 1); got {test_size}")
+    if not (isinstance(balance_tol, (int, float)) and 0.0 <= balance_tol <= 1.0):
+        raise ValueError(f"balance_tol must be a number in [0, 1]; got {balance_tol!r}")
     for c in (0, 1):
         n_src = len(set(groups[y == c]))
         if n_src < 2:
             raise ValueError(
                 f"class {c} comes from {n_src} source(s); a held-out-source split needs at least 2 "
                 "sources per class (pass finer `groups`)")
+    overall = float(y.mean())
+
+    def deviation(train, test) -> float:
+        if len(set(y[train])) < 2 or len(set(y[test])) < 2:
+            return np.inf
+        return max(abs(y[train].mean() - overall), abs(y[test].mean() - overall))
+
+    # 1. seeded shuffles of whole sources, the first balanced one (the split a balanced draw always gave)
     splitter = GroupShuffleSplit(n_splits=max_tries, test_size=test_size, random_state=seed)
+    candidates = []
     for train, test in splitter.split(np.zeros(len(y)), y, groups):
-        if len(set(y[train])) == 2 and len(set(y[test])) == 2:
+        dev = deviation(train, test)
+        if dev <= balance_tol + 1e-12:
             return np.sort(train), np.sort(test)
-    raise ValueError(f"no split of {len(set(groups))} sources into train/test with both classes on each side "
-                     f"in {max_tries} draws; change test_size or the groups")
+        candidates.append((dev, train, test))
+    # 2. class-pure sources often make every shuffle unbalanced (3 of 8 one-class sources: 33% or 67%):
+    # stratified group folds of about test_size each, the balanced fold nearest test_size
+    k = max(2, round(1.0 / test_size))
+    n_groups = len(set(groups))
+    if n_groups >= k:
+        for t in range(max(1, max_tries // k)):
+            folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed + t).split(
+                np.zeros(len(y)), y, groups)
+            for train, test in folds:
+                candidates.append((deviation(train, test), train, test))
+    fine = [c for c in candidates if c[0] <= balance_tol + 1e-12]
+    if fine:
+        _, train, test = min(fine, key=lambda c: (abs(len(c[2]) / len(y) - test_size), c[0]))
+        return np.sort(train), np.sort(test)
+    usable = [c for c in candidates if np.isfinite(c[0])]
+    if not usable:
+        raise ValueError(f"no split of {n_groups} sources into train/test with both classes on each side "
+                         f"in {max_tries} draws; change test_size or the groups")
+    _, train, test = min(usable, key=lambda c: c[0])
+    warnings.warn(
+        f"group_split: no split of whole sources keeps the class balance within {balance_tol:g} "
+        f"(overall {overall:.0%} positive); using the most balanced one found: train "
+        f"{y[train].mean():.0%}, held-out {y[test].mean():.0%} positive (chance on the held-out side is "
+        f"its majority rate); pass finer `groups` or a larger balance_tol", UserWarning, stacklevel=2)
+    return np.sort(train), np.sort(test)
 
 
 def control_labels(y, seed: int = 0) -> np.ndarray:
