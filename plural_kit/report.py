@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from html import escape as html_escape
 from pathlib import Path
@@ -334,10 +335,13 @@ def _check_outputs(paths: dict[str, Path], nb_path: Path) -> None:
     os.unlink(probe)
 
 
-def _one_line_usage_error(message: str):
-    """``argparse`` usage errors of ``plural-kit report`` as one line (exit status 2)."""
-    print(f"plural-kit: error: {message} (plural-kit report --help lists the options)", file=sys.stderr)
-    sys.exit(2)
+def _one_line_usage(command: str):
+    """An ``argparse`` ``error`` for ``plural-kit COMMAND``: the usage error as one line, exit status 2."""
+    def error(message: str):
+        print(f"plural-kit: error: {message} (plural-kit {command}{' ' if command else ''}--help lists the options)",
+              file=sys.stderr)
+        sys.exit(2)
+    return error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,7 +362,6 @@ def main(argv: list[str] | None = None) -> int:
                      "notebook and the metrics go beside it as <name>.executed.ipynb and <name>.metrics.json")
     rep.add_argument("--no-input", action="store_true", help="hide code cells in the report")
     rep.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
-    rep.error = _one_line_usage_error  # e.g. "-p n" without a value: one line, exit 2
     asg = sub.add_parser("assign", help="build an assignment: the student notebook and the otter autograder zip")
     asg.add_argument("assignment", help="path or prefix of a master in assignments/ (e.g. 01)")
     asg.add_argument("-o", "--output", required=True, help="directory to write (replaced): student/ and autograder/")
@@ -366,35 +369,49 @@ def main(argv: list[str] | None = None) -> int:
     grd = sub.add_parser("grade", help="grade a submission offline with an autograder zip (otter run, no Docker)")
     grd.add_argument("autograder", help="the autograder zip written by 'plural-kit assign'")
     grd.add_argument("submission", help="the student's notebook")
+    parser.error = _one_line_usage("")
+    for name, command in sub.choices.items():
+        command.error = _one_line_usage(name)  # e.g. "-p n" without a value: one line, exit 2
     args, extra = parser.parse_known_args(argv)
-    if extra:  # what parse_args does, in one line for the report command
-        message = f"unrecognized arguments: {' '.join(extra)}"
-        _one_line_usage_error(message) if args.command == "report" else parser.error(message)
+    if extra:  # what parse_args does, in one line
+        sub.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in ("assign", "grade"):
-        return _assignment_command(args)
+        return _run_command(lambda: _assignment_command(args))
+    return _run_command(lambda: _report_command(args))
+
+
+def _report_command(args) -> int:
+    nb_path = find_notebook(args.notebook)
+    if args.list_parameters:
+        for name, spec in notebook_parameters(nb_path).items():
+            print(f"{name}: {spec.get('inferred_type_name')} = {spec.get('default')}  {spec.get('help', '')}")
+        return 0
+    params = _cli_parameters(nb_path, args.parameter)
+    print(f"wrote {run_report(nb_path, params, args.output, hide_input=args.no_input)}")
+    return 0
+
+
+def _run_command(command: Callable[[], int]) -> int:
+    """Run a subcommand; every error a user can cause is one line on stderr with its exit status:
+    1 the work itself failed (a notebook cell, an assignment's build or grading), 2 a usage or
+    file error, 130 interrupted."""
+    from plural_kit.assign import AssignmentError
+
     try:
-        nb_path = find_notebook(args.notebook)
-        if args.list_parameters:
-            for name, spec in notebook_parameters(nb_path).items():
-                print(f"{name}: {spec.get('inferred_type_name')} = {spec.get('default')}  {spec.get('help', '')}")
-            return 0
-        params = _cli_parameters(nb_path, args.parameter)
-        html = run_report(nb_path, params, args.output, hide_input=args.no_input)
-    except NotebookCellError as err:
+        return command()
+    except (NotebookCellError, AssignmentError) as err:
         print(f"plural-kit: error: {err}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as err:
         print(f"plural-kit: error: {err}", file=sys.stderr)
         return 2
-    except OSError as err:  # e.g. the disk filled up while the report was written
+    except OSError as err:  # e.g. the disk filled up while a file was written
         where = f" ({err.filename})" if err.filename else ""
         print(f"plural-kit: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("plural-kit: interrupted", file=sys.stderr)
         return 130
-    print(f"wrote {html}")
-    return 0
 
 
 def _cli_parameters(nb_path: Path, pairs: list[list[str]]) -> dict:
@@ -415,23 +432,16 @@ def _cli_parameters(nb_path: Path, pairs: list[list[str]]) -> dict:
 
 
 def _assignment_command(args) -> int:
-    from plural_kit.assign import AssignmentError, build_assignment, grade
+    from plural_kit.assign import build_assignment, grade
 
-    try:
-        if args.command == "assign":
-            built = build_assignment(args.assignment, args.output, run_tests=not args.no_run_tests)
-            print(f"wrote {built.student} and {built.autograder}")
-        else:
-            grades = grade(args.autograder, args.submission)
-            for q, row in grades.to_frame().iterrows():
-                print(f"{q}: {row['score']:g} / {row['max_score']:g}")
-            print(f"total: {grades.total:g} / {grades.max_total:g} (written answers are graded by hand)")
-    except AssignmentError as err:
-        print(f"plural-kit: error: {err}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError) as err:
-        print(f"plural-kit: error: {err}", file=sys.stderr)
-        return 2
+    if args.command == "assign":
+        built = build_assignment(args.assignment, args.output, run_tests=not args.no_run_tests)
+        print(f"wrote {built.student} and {built.autograder}")
+        return 0
+    grades = grade(args.autograder, args.submission)
+    for q, row in grades.to_frame().iterrows():
+        print(f"{q}: {row['score']:g} / {row['max_score']:g}")
+    print(f"total: {grades.total:g} / {grades.max_total:g} (written answers are graded by hand)")
     return 0
 
 
