@@ -53,13 +53,20 @@ def find_assignment(name: str | os.PathLike) -> Path:
     return hits[0]
 
 
-def assignment_config(master: str | os.PathLike) -> dict:
-    """The master's ``# ASSIGNMENT CONFIG`` (the YAML of its first raw cell that starts with it)."""
-    nb = nbformat.read(str(master), as_version=4)
+def _config_cell(nb, master) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type == "raw" and cell.source.lstrip().startswith(_CONFIG_MARK):
-            return yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
+            return cell
     raise ValueError(f"{master} has no raw '{_CONFIG_MARK}' cell; it is not an otter-grader master")
+
+
+def _config_of(cell) -> dict:
+    return yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
+
+
+def assignment_config(master: str | os.PathLike) -> dict:
+    """The master's ``# ASSIGNMENT CONFIG`` (the YAML of its first raw cell that starts with it)."""
+    return _config_of(_config_cell(nbformat.read(str(master), as_version=4), master))
 
 
 def _source_root() -> Path | None:
@@ -136,8 +143,8 @@ def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bund
     with tempfile.TemporaryDirectory(prefix="plural_kit_assign_") as tmp:
         tmp = Path(tmp)
         nb = nbformat.read(str(master), as_version=4)
-        config_cell = next(c for c in nb.cells if c.cell_type == "raw" and c.source.lstrip().startswith(_CONFIG_MARK))
-        config = assignment_config(master)
+        config_cell = _config_cell(nb, master)
+        config = _config_of(config_cell)
         root = _source_root()
         if bundle_package and root is not None:
             src = tmp / "src"  # a private copy: builds from the checkout itself share its build/ folder

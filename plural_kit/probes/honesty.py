@@ -92,8 +92,10 @@ def true_facts_claim(X, y, groups, train_idx, X_facts, *, C: float = 1.0, n_boot
             return float("nan")  # a resample with one class cannot train a probe: dropped
         return float(LinearProbe(C=C, random_state=seed).fit(X[rows], y[rows]).predict(X_facts[fact_idx]).mean())
 
-    _, reps = stats.bootstrap_replicates((len(questions), len(X_facts)), refit_share, n_boot=n_boot, seed=seed)
-    iv = stats.percentile_interval(share, reps, confidence=confidence)
+    rng = np.random.default_rng(seed)  # questions and facts resampled independently, in the same rounds
+    draws = zip(stats.bootstrap_indices(len(questions), n_boot=n_boot, seed=rng),
+                stats.bootstrap_indices(len(X_facts), n_boot=n_boot, seed=rng))
+    iv = stats.percentile_interval(share, [refit_share(q, f) for q, f in draws], confidence=confidence)
     return Claim.from_interval(
         "true_facts_called_true", "the honesty probe calls most plain true statements true", iv,
         quantity="share called true", threshold=0.5,
