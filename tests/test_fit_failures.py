@@ -44,13 +44,20 @@ def assert_unfitted(model):
     assert not [k for k in vars(model) if k.endswith("_") and not k.startswith("__")]
 
 
-def test_pal_temperature_underflow_on_tiny_features_raises(linear):
+def test_pal_on_tiny_features_fits_as_on_unit_features(linear):
     """PAL(alpha=0) on features scaled by 1e-3: temperature_ underflowed to 0 and every
-    prediction was NaN, yet fit returned normally."""
-    model = PAL(alpha=0, device="cpu")
-    with pytest.raises(FitFailedError, match=r"prototypes_ has \d+ non-finite.*temperature_ went to 0.*Fix: set alpha > 0"):
-        model.fit(linear.X_chosen * 1e-3, linear.X_rejected * 1e-3, linear.users)
-    assert_unfitted(model)
+    prediction was NaN, yet fit returned normally. PAL now standardises the features (class 6),
+    so the same pairs in other units give the fit of unit-scale features: finite, the same
+    predictions, and the same warning that the temperature collapsed on linear rewards."""
+    fits = []
+    for scale in (1e-3, 1.0):
+        with pytest.warns(ConvergenceWarning, match="temperature_ collapsed"):
+            model = PAL(alpha=0, device="cpu").fit(linear.X_chosen * scale, linear.X_rejected * scale, linear.users)
+        fits.append(model.predict_proba(linear.X_chosen * scale, linear.X_rejected * scale, linear.users))
+    assert np.isfinite(fits[0]).all()
+    # the ideal points run off to infinity on both: rounding moves where they stop, not the ranking
+    np.testing.assert_allclose(fits[0], fits[1], atol=0.05)
+    assert abs(np.mean(fits[0] > 0.5) - np.mean(fits[1] > 0.5)) < 0.01
 
 
 def test_pal_collapsed_temperature_warns(linear):
@@ -117,11 +124,19 @@ def test_zero_iterations_are_refused(separable, model, param):
 
 
 def test_features_that_overflow_float32_are_an_input_error(separable):
+    """BradleyTerry solves in raw units: features beyond float32 are refused by name. MixtureBT
+    standardises first (in float64), so the same pairs at 1e300 fit as at unit scale."""
     chosen, rejected, users = separable
-    for model in (BradleyTerry(device="cpu"), MixtureBT(device="cpu")):
-        with pytest.raises(ValueError, match="overflows float32"):
-            model.fit(chosen * 1e300, rejected * 1e300, users)
-        assert_unfitted(model)
+    model = BradleyTerry(device="cpu")
+    with pytest.raises(ValueError, match="overflows float32"):
+        model.fit(chosen * 1e300, rejected * 1e300, users)
+    assert_unfitted(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow on the way
+        huge = MixtureBT(alpha=1.0, n_init=1, device="cpu", random_state=0).fit(chosen * 1e300, rejected * 1e300, users)
+    unit = MixtureBT(alpha=1.0, n_init=1, device="cpu", random_state=0).fit(chosen, rejected, users)
+    np.testing.assert_allclose(huge.predict_proba(chosen * 1e300, rejected * 1e300, users),
+                               unit.predict_proba(chosen, rejected, users), atol=1e-6)
 
 
 def test_vpl_diverged_training_raises_and_leaves_unfitted(linear):

@@ -328,3 +328,38 @@ def test_user_ids_are_compared_as_given_by_type(name, seen_unseen):
     with pytest.raises(ValueError, match=r"1 \(int\) vs True \(bool\)"):
         model.adapt(unseen.X_chosen[:5], unseen.X_rejected[:5], [True] * 5)
     assert len(model.users_) == n_users
+
+
+@pytest.mark.parametrize("scale,offset", [(1e-3, 0.0), (0.05, 0.0), (1e3, 0.0), (1.0, 5.0), (1e6, -3.0)])
+@pytest.mark.parametrize("name", PLURALISTIC)
+def test_pluralistic_predictions_do_not_depend_on_the_features_units(name, seen_unseen, scale, offset):
+    """Issue 12, class 6: MixtureBT scored 0.917 at scale 1 and 0.742 (one population BT) at 1e-3;
+    PAL and MiCRo collapsed at 1e-3 and VPL dropped at 1e6. The pluralistic fitters standardise
+    inside (one location and scale), so the same pairs in other units give the same predictions."""
+    seen, unseen = seen_unseen
+    ref = FITTERS[name]().set_params(random_state=0).fit(seen.X_chosen, seen.X_rejected, seen.users)
+    p_ref = ref.predict_proba(seen.X_chosen, seen.X_rejected, seen.users)
+
+    def units(x):
+        return x * scale + offset
+
+    model = FITTERS[name]().set_params(random_state=0).fit(units(seen.X_chosen), units(seen.X_rejected), seen.users)
+    p = model.predict_proba(units(seen.X_chosen), units(seen.X_rejected), seen.users)
+    np.testing.assert_allclose(p, p_ref, atol=1e-4)
+    assert ref.score(seen.X_chosen, seen.X_rejected, seen.users) > 0.75  # well above one BT on these groups
+    np.testing.assert_allclose(model.feature_scale_ / ref.feature_scale_, scale, rtol=1e-9)
+    # adaptation of new users reads the same units
+    few, rest = first_pairs_per_user(unseen, 10)
+    ref.adapt(few.X_chosen, few.X_rejected, few.users)
+    model.adapt(units(few.X_chosen), units(few.X_rejected), few.users)
+    np.testing.assert_allclose(model.predict_proba(units(rest.X_chosen), units(rest.X_rejected), rest.users),
+                               ref.predict_proba(rest.X_chosen, rest.X_rejected, rest.users), atol=1e-4)
+
+
+def test_bradley_terry_weights_scale_inversely_with_the_features(seen_unseen):
+    """BT without a penalty is equivariant: features times c give weights divided by c, the same predictions."""
+    seen, _ = seen_unseen
+    ref = BradleyTerry(alpha=0.0, device="cpu").fit(seen.X_chosen, seen.X_rejected)
+    for c in (1e-3, 1e3):
+        model = BradleyTerry(alpha=0.0, device="cpu").fit(seen.X_chosen * c, seen.X_rejected * c)
+        np.testing.assert_allclose(model.coef_ * c, ref.coef_, rtol=1e-4, atol=1e-5)  # to the solver tolerance

@@ -50,14 +50,18 @@ def test_fitted_attributes(fitted):
     u = train.users[:5]
     p = model.predict_proba(train.X_chosen[:5], train.X_rejected[:5], u)
     R = resp.loc[u].to_numpy()
-    comp = 1 / (1 + np.exp(-(train.X_chosen[:5] - train.X_rejected[:5]) @ model.coef_.T))
+    # coef_ weighs the standardised features (x - feature_mean_) / feature_scale_: the mean cancels in a difference
+    assert model.feature_mean_.shape == (12,) and model.feature_scale_ > 0
+    diff = (train.X_chosen[:5] - train.X_rejected[:5]) / model.feature_scale_
+    comp = 1 / (1 + np.exp(-diff @ model.coef_.T))
     np.testing.assert_allclose(p, (R * comp).sum(axis=1))
 
 
 def test_one_component_is_bradley_terry(separated):
     X, Y = separated.X_chosen, separated.X_rejected
     mix = MixtureBT(n_components=1, alpha=2.0, tol=1e-12, max_iter=500).fit(X, Y, separated.users)
-    bt = BradleyTerry(alpha=2.0, tol=1e-10).fit(X, Y)
+    units = lambda x: (x - mix.feature_mean_) / mix.feature_scale_  # noqa: E731 (MixtureBT's own units)
+    bt = BradleyTerry(alpha=2.0, tol=1e-10).fit(units(X), units(Y))
     np.testing.assert_allclose(mix.coef_[0], bt.coef_, atol=1e-4)
 
 

@@ -60,8 +60,8 @@ def test_fitted_attributes(split, fitted):
     assert fitted.temperature_ > 0
     # reward differences are differences of minus the scaled squared distances to the ideal point
     a, b, users = train.X_chosen[:5], train.X_rejected[:5], train.users[:5]
-    ideal = fitted.ideal_points_.loc[users].to_numpy()
-    sq = lambda x: ((x - ideal) ** 2).sum(1)  # noqa: E731
+    ideal = fitted.ideal_points_.loc[users].to_numpy()  # in standardised units (x - feature_mean_) / feature_scale_
+    sq = lambda x: (((x - fitted.feature_mean_) / fitted.feature_scale_ - ideal) ** 2).sum(1)  # noqa: E731
     np.testing.assert_allclose(
         fitted.reward(a, users) - fitted.reward(b, users), fitted.temperature_ * (sq(b) - sq(a)), rtol=1e-6, atol=1e-8
     )

@@ -1,12 +1,18 @@
 """VPL: a latent user vector from a few pairs; near-oracle accuracy, gradient-free adapt."""
 from __future__ import annotations
 
+import copy
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
 from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_pairs, split_users
+from plural_kit import stats
+from plural_kit.reward.base import UnknownUserWarning
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.vpl import VPL
 
@@ -86,3 +92,60 @@ def test_fit_needs_users(users_split):
     seen, _ = users_split
     with pytest.raises(ValueError, match="needs 'users'"):
         VPL(n_steps=1).fit(seen.X_chosen, seen.X_rejected)
+
+
+@pytest.fixture(scope="module")
+def thirty_new_users():
+    """3 groups; VPL fitted on 30 users, 30 more held out (the issue's 30 new users)."""
+    data = make_ideal_point_preferences(n_groups=3, users_per_group=20, pairs_per_user=100, reward="linear", seed=2)
+    seen, unseen = split_users(data, test_size=0.5, seed=0)
+    model = VPL(latent_dim=4, **SMALL).fit(seen.X_chosen, seen.X_rejected, seen.users)
+    return model, unseen
+
+
+def test_posterior_variance_shrinks_with_the_context(thirty_new_users):
+    """Issue 12, class 8: mean pooling gave the same posterior variance for 1 and 120 pairs, so a
+    one-pair latent was overconfident. Bayesian aggregation adds each pair's precision."""
+    model, unseen = thirty_new_users
+    rows = np.flatnonzero(unseen.users == unseen.users[0])
+    c, r = (model._in_units(x[rows]) for x in (unseen.X_chosen, unseen.X_rejected))  # the model's own units
+    variances = []
+    for k in (1, 4, 16, 64):
+        ck, rk = (torch.as_tensor(x[None, :k], dtype=torch.float32) for x in (c, r))
+        _, log_var = model.net_.encode(ck, rk, torch.ones(1, k))
+        variances.append(float(log_var.exp().mean()))
+    assert all(a > b for a, b in zip(variances, variances[1:])), variances
+    assert variances[0] > 5 * variances[-1], variances
+    # the adapted users' posteriors, too
+    spread = {}
+    for k in (1, 30):
+        twin = copy.deepcopy(model)
+        few, _ = first_pairs_per_user(unseen, k)
+        twin.adapt(few.X_chosen, few.X_rejected, few.users)
+        spread[k] = float(np.exp(twin.user_latent_log_var_.loc[list(dict.fromkeys(few.users))]).mean().mean())
+    assert spread[1] > 5 * spread[30], spread
+
+
+def test_one_pair_of_adaptation_is_no_worse_than_none(thirty_new_users):
+    """Issue 12, class 8: VPL adapted from one pair scored 0.748 against 0.772 without adaptation
+    over 30 new users. adapt is now Bayes over the population: no pairs is the population, and
+    one pair is only as much evidence as it is."""
+    model, unseen = thirty_new_users
+    _, rest = first_pairs_per_user(unseen, 30)  # every k is scored on the same held-out pairs
+    per_user = {}
+    for k in (0, 1, 8):
+        twin = copy.deepcopy(model)
+        if k:
+            few, _ = first_pairs_per_user(unseen, k)
+            twin.adapt(few.X_chosen, few.X_rejected, few.users)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownUserWarning)  # k = 0: the population prediction
+            p = twin.predict_proba(rest.X_chosen, rest.X_rejected, rest.users)
+        frame = pd.DataFrame({"user": rest.users, "correct": p > 0.5, "log_loss": -np.log(p)})
+        per_user[k] = frame.groupby("user").mean()
+    for metric, worse in (("correct", -1), ("log_loss", 1)):
+        diff = stats.paired_difference(per_user[1][metric].to_numpy(), per_user[0][metric].to_numpy(), seed=0)
+        assert worse * diff.estimate < 0.01, (metric, diff)  # not worse by more than a point
+        assert worse * diff.ci_low < 0, (metric, diff)  # and not distinguishably worse
+    gain = stats.paired_difference(per_user[8]["correct"].to_numpy(), per_user[0]["correct"].to_numpy(), seed=0)
+    assert gain.ci_low > 0, gain  # a few pairs do help

@@ -19,6 +19,16 @@ degenerate but usable solution that a fitter detects (``_degeneracies``: separab
 no penalty, a PAL temperature that collapsed) gives a ``ConvergenceWarning`` naming the cause
 and the fix. A fit never returns non-finite or degenerate parameters silently.
 
+Units: a fitter with ``_standardise`` (the pluralistic ones: MixtureBT, PAL, VPL, MiCRo) works
+on standardised features, ``(x - feature_mean_) / feature_scale_`` with one scalar scale (the
+root-mean-square deviation of the training features; prompts get their own ``prompt_mean_`` and
+``prompt_scale_``), so its predictions do not depend on the features' units or offset: their
+penalties, initialisations and learning rates assume unit scale, and without this a user who feeds
+unit-norm sentence embeddings (entries near 0.05) got one population BT back. One scalar keeps
+the features' geometry (PCA components keep their relative variances). Fitted parameters are in
+standardised units. BradleyTerry is linear in raw units (its weights read as statsmodels'); only its
+ridge penalty ``alpha`` depends on the units, as in scikit-learn's LogisticRegression.
+
 User ids are compared as given; ids of different types that would be confused (``1``,
 ``1.0``, ``True``, ``"1"``) raise a ``ValueError`` naming them
 (:func:`plural_kit.data.schema.check_user_ids`).
@@ -107,6 +117,17 @@ def check_pairs(chosen, rejected, users=None, n_features: int | None = None):
     return chosen, rejected, users
 
 
+def _location_scale(*arrays: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-feature mean (d,) and one scale: the root-mean-square deviation from it (1.0 if all equal)."""
+    x = np.concatenate(arrays)
+    mean = x.mean(axis=0)
+    dev = x - mean
+    top = float(np.abs(dev).max())  # divided out first: features near 1e300 do not overflow the square
+    if not (top > 0 and np.isfinite(top)):
+        return mean, 1.0
+    return mean, top * float(np.sqrt(np.mean((dev / top) ** 2)))
+
+
 def pairs_from_labels(a, b, y):
     """Turn (a, b, y) with y=1 meaning "a preferred" into (chosen, rejected).
 
@@ -152,6 +173,8 @@ class PreferenceModel(BaseEstimator):
     _uses_prompts: ClassVar[bool] = False
     #: whether a row of ``user_representation()`` is a set of group weights (argmax = the group)
     _group_weights: ClassVar[bool] = False
+    #: whether the hooks see standardised features (``feature_mean_``, ``feature_scale_``; see Units)
+    _standardise: ClassVar[bool] = False
 
     # metadata routing: users and prompts reach fit, score and predict_proba inside model selection
     __metadata_request__fit = {"chosen": _UNUSED, "rejected": _UNUSED, **_ROUTED}
@@ -170,6 +193,12 @@ class PreferenceModel(BaseEstimator):
         prompts = self._check_prompts(prompts, chosen.shape[0], fitting=True)
         user_idx = self._set_users(users, chosen.shape[0])
         self.n_features_in_ = chosen.shape[1]
+        if self._standardise:
+            self.feature_mean_, self.feature_scale_ = _location_scale(chosen, rejected)
+            chosen, rejected = self._in_units(chosen), self._in_units(rejected)
+            if prompts is not None:
+                self.prompt_mean_, self.prompt_scale_ = _location_scale(prompts)
+        prompts = self._prompts_in_units(prompts)
         kw = self._prompt_kw(prompts)
         try:
             self._fit(chosen, rejected, user_idx, **kw)
@@ -184,7 +213,8 @@ class PreferenceModel(BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         x = check_features(x, "x", self.n_features_in_)
         n = x.shape[0]
-        return self._reward(x, self._user_index(users, n=n), **self._prompt_kw(self._check_prompts(prompts, n)))
+        kw = self._prompt_kw(self._prompts_in_units(self._check_prompts(prompts, n)))
+        return self._reward(self._in_units(x), self._user_index(users, n=n), **kw)
 
     def predict_proba(
         self, a: ArrayLike, b: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None
@@ -193,8 +223,8 @@ class PreferenceModel(BaseEstimator):
         check_is_fitted(self, "n_features_in_")
         a, b, users = check_pairs(a, b, users, self.n_features_in_)
         n = a.shape[0]
-        kw = self._prompt_kw(self._check_prompts(prompts, n))
-        return self._predict_proba(a, b, self._user_index(users, n=n), **kw)
+        kw = self._prompt_kw(self._prompts_in_units(self._check_prompts(prompts, n)))
+        return self._predict_proba(self._in_units(a), self._in_units(b), self._user_index(users, n=n), **kw)
 
     def score(
         self, chosen: ArrayLike, rejected: ArrayLike, users: ArrayLike | None = None, prompts: ArrayLike | None = None
@@ -229,8 +259,8 @@ class PreferenceModel(BaseEstimator):
         if users is None:
             raise ValueError("'adapt' needs 'users': the id of the user who judged each pair")
         chosen, rejected, users = check_pairs(chosen, rejected, users, self.n_features_in_)
-        prompts = self._check_prompts(prompts, chosen.shape[0])
-        kw = self._prompt_kw(prompts)
+        chosen, rejected = self._in_units(chosen), self._in_units(rejected)
+        kw = self._prompt_kw(self._prompts_in_units(self._check_prompts(prompts, chosen.shape[0])))
         before = copy.deepcopy(vars(self))
         try:
             user_idx = self._add_users(users)
@@ -335,6 +365,15 @@ class PreferenceModel(BaseEstimator):
             delattr(self, attr)
 
     # ---- helpers for subclasses -----------------------------------------------------
+    def _in_units(self, x: np.ndarray) -> np.ndarray:
+        """Features as the hooks see them: standardised where ``_standardise``, else unchanged."""
+        return (x - self.feature_mean_) / self.feature_scale_ if self._standardise else x
+
+    def _prompts_in_units(self, prompts: np.ndarray | None) -> np.ndarray | None:
+        if prompts is None or not self._standardise:
+            return prompts
+        return (prompts - self.prompt_mean_) / self.prompt_scale_
+
     def _check_prompts(self, prompts, n: int, fitting: bool = False) -> np.ndarray | None:
         """Prompt features as (n, d_p) floats, or None; raise ValueError naming the mismatch."""
         name = type(self).__name__

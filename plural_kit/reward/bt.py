@@ -109,13 +109,14 @@ class BradleyTerry(PreferenceModel):
         D = float32_differences(chosen, rejected)
         w, self.n_iter_, self.converged_ = self._solve(D, self.alpha)
         self.coef_ = w
+        self._margins = D @ w.astype(np.float32)  # for the separability check, from the solver's own float32 D
         self._offsets = np.zeros((len(self.users_), w.size))
         self._publish_users()
 
     def _degeneracies(self, chosen, rejected, user_idx, stage):
         if stage == "adapt":
             return self._adapt_degeneracies(chosen, rejected, user_idx)
-        margins = (chosen - rejected) @ self.coef_
+        margins = vars(self).pop("_margins")  # (n,) float32, set by _fit; not kept on the model
         if separable_without_penalty(margins, self.alpha):
             self.converged_ = False  # the optimum is at infinity: what the solver stopped at is arbitrary
             return [

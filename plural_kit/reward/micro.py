@@ -81,6 +81,7 @@ class MiCRo(PreferenceModel):
     """
 
     _pluralistic = True
+    _standardise = True
     _uses_prompts = True
     _group_weights = True
     _parameter_constraints = {

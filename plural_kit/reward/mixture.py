@@ -74,6 +74,7 @@ class MixtureBT(PreferenceModel):
     """
 
     _pluralistic = True
+    _standardise = True
     _group_weights = True
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],

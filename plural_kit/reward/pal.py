@@ -87,6 +87,7 @@ class PAL(PreferenceModel):
     """
 
     _pluralistic = True
+    _standardise = True
     _group_weights = True
     _parameter_constraints = {
         "n_prototypes": [Interval(Integral, 1, None, closed="left")],

@@ -4,9 +4,15 @@ learning from human feedback with variational preference learning").
 A user is summarised by a latent vector ``z`` inferred from a few of their own annotated
 pairs (the *context*), and the reward is conditioned on it:
 
-* encoder ``q(z | C)``: each context pair ``(c, r)`` is embedded by an MLP of ``[c, r]``, the
-  embeddings are mean-pooled (a set encoder: any number of pairs, in any order) and two
-  linear heads give ``mu`` and ``log sigma^2`` (``latent_dim`` each);
+* encoder ``q(z | C)``: each context pair ``(c, r)`` is embedded by an MLP of ``[c, r]`` whose
+  two linear heads give the pair's Gaussian evidence about ``z``, an observation ``o_i`` and a
+  precision ``lambda_i > 0`` (``latent_dim`` each); the evidence is combined with the ``N(0, I)``
+  prior by Bayesian aggregation (Volpp et al. 2021): precision ``1 + sum_i lambda_i``, mean
+  ``sum_i lambda_i o_i / (1 + sum_i lambda_i)``. A set encoder (any number of pairs, in any
+  order) whose posterior variance shrinks as pairs are added: one pair moves ``z`` a little
+  from the prior, a hundred pin it down. (Mean pooling, which this replaced, gave the same
+  variance for 1 and 120 pairs, so a one-pair latent was overconfident and one-pair adaptation
+  scored below none.);
 * decoder: the reward ``r(x, z)`` is an MLP of ``[x, z]``; ``P(c > r | z) = sigmoid(r(c, z) - r(r, z))``.
 
 Training maximises the ELBO with the reparameterisation trick. At every step each user gets
@@ -27,10 +33,16 @@ reference set of training items, a number in [0, 1] on the same scale for every 
 policy conditioned on ``z`` should be trained on). Pair probabilities always use the raw
 rewards.
 
-``adapt`` infers a new user's ``z`` (the posterior mean) from their pairs with one forward
-pass of the encoder: no gradient steps, no parameter changes. Known users are predicted with
-the posterior mean given all their training pairs; unknown users get the population
-prediction, the average over the known users' latents (with an ``UnknownUserWarning``).
+Users from ``fit`` are predicted with their posterior mean given all their training pairs;
+unknown users get the population prediction, the average over up to 64 known users' latents
+(with an ``UnknownUserWarning``). ``adapt`` infers a user's posterior from their pairs with one
+forward pass of the encoder (no gradient steps, no parameter changes) by empirical Bayes: the
+prior is that population, a mixture of the known users' Gaussian posteriors, and the encoder's
+Gaussian evidence updates each component in closed form and reweighs them by how well they
+predict it. With no pairs this is exactly the population prediction, so a pair or two only
+move a new user as far as they are evidence; with many pairs every component goes where
+the pairs say, also away from the known users. ``user_latents_`` holds the mixture's mean and
+``user_latent_log_var_`` its variance.
 """
 from __future__ import annotations
 
@@ -62,25 +74,36 @@ class _VPLNet(nn.Module):
     def __init__(self, d: int, latent_dim: int, hidden: int):
         super().__init__()
         self.pair = _mlp(2 * d, hidden, hidden)
-        self.mu = nn.Linear(hidden, latent_dim)
-        self.log_var = nn.Linear(hidden, latent_dim)
+        self.obs = nn.Linear(hidden, latent_dim)
+        self.log_precision = nn.Linear(hidden, latent_dim)
+        # each pair starts as strong evidence (precision softplus(4) = 4): z carries the context from
+        # the first steps instead of being shrunk to the prior; training learns what a pair is worth
+        nn.init.constant_(self.log_precision.bias, 4.0)
         self.decoder = _mlp(d + latent_dim, hidden, 1)
 
     def encode(self, ctx_c: torch.Tensor, ctx_r: torch.Tensor, mask: torch.Tensor):
         """Contexts of pairs (U, C, d) with a (U, C) validity mask -> mu, log_var (U, latent_dim)."""
-        h = self.pair(torch.cat([ctx_c, ctx_r], dim=-1))
-        pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
-        return self._posterior(pooled)
+        obs, prec = self._evidence(ctx_c, ctx_r)
+        m = mask[..., None]
+        return self._posterior((prec * obs * m).sum(1), (prec * m).sum(1))
 
     def encode_segments(self, c: torch.Tensor, r: torch.Tensor, seg: torch.Tensor, n_seg: int):
         """Pairs (n, d) grouped by ``seg`` (n,) in [0, n_seg) -> mu, log_var (n_seg, latent_dim), in O(n) memory."""
-        h = self.pair(torch.cat([c, r], dim=-1))
-        pooled = torch.zeros(n_seg, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, seg, h)
-        counts = torch.bincount(seg, minlength=n_seg).clamp_min(1).to(h.dtype)
-        return self._posterior(pooled / counts[:, None])
+        obs, prec = self._evidence(c, r)
+        zeros = torch.zeros(n_seg, obs.shape[1], dtype=obs.dtype, device=obs.device)
+        return self._posterior(zeros.index_add(0, seg, prec * obs), zeros.index_add(0, seg, prec))
 
-    def _posterior(self, pooled: torch.Tensor):
-        return self.mu(pooled), self.log_var(pooled).clamp(-10.0, 5.0)
+    def _evidence(self, c: torch.Tensor, r: torch.Tensor):
+        """Each pair's Gaussian evidence about ``z``: an observation and its precision (> 0), per latent dim."""
+        h = self.pair(torch.cat([c, r], dim=-1))
+        return self.obs(h), F.softplus(self.log_precision(h))
+
+    @staticmethod
+    def _posterior(weighted_obs: torch.Tensor, precision: torch.Tensor):
+        """Bayesian aggregation: the N(0, I) prior times each pair's evidence. The precision is
+        1 + the sum over the context, so the posterior variance shrinks as pairs are added."""
+        total = 1.0 + precision
+        return weighted_obs / total, -torch.log(total)
 
     def reward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Rewards of rows ``x`` (n, d) under latents ``z`` (n, latent_dim); shape (n,)."""
@@ -115,6 +138,7 @@ class VPL(PreferenceModel):
     """
 
     _pluralistic = True
+    _standardise = True
     _parameter_constraints = {
         **{name: [Interval(Integral, 1, None, closed="left")]
            for name in ("latent_dim", "hidden_dim", "context_size", "n_steps")},
@@ -228,10 +252,17 @@ class VPL(PreferenceModel):
             p.requires_grad_(False)
         self.net_ = net
         self.loss_curve_ = losses
+        for attr in ("_weights", "_components"):  # (a refit starts from no population)
+            vars(self).pop(attr, None)
         self._latents = np.zeros((0, int(self.latent_dim)))
         self._log_vars = np.zeros((0, int(self.latent_dim)))
         self._grow_users(n_users)
-        self._set_latents(chosen, rejected, user_idx)
+        # each user's posterior under the N(0, I) prior, from all of their training pairs
+        users, weighted, total = self._evidence(chosen, rejected, user_idx)
+        self._latents[users], self._log_vars[users] = weighted / (1.0 + total), -np.log1p(total)
+        self._set_population()
+        self._components[:, -1], self._weights[:, -1] = self._latents, 1.0  # one component: the user's own mean
+        self._publish_users()
         rng = np.random.default_rng(self.random_state)
         items = np.concatenate([chosen, rejected])
         self._reference = items[rng.choice(len(items), min(_N_REFERENCE, len(items)), replace=False)]
@@ -247,15 +278,48 @@ class VPL(PreferenceModel):
         return "Fix: a smaller lr (the default is 3e-3) or standardised features."
 
     # ---- latents ---------------------------------------------------------------------
-    def _set_latents(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
-        """Posterior of each user in ``user_idx`` from all of their given pairs (one encoder pass)."""
+    def _evidence(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray):
+        """The encoder's evidence from each user's pairs: (users, sum_i lambda_i o_i, sum_i lambda_i)."""
         users, local = np.unique(user_idx, return_inverse=True)
         xc = to_tensor(chosen, self._device, torch.float32)
         xr = to_tensor(rejected, self._device, torch.float32)
         with torch.inference_mode():
-            mu, log_var = self.net_.encode_segments(xc, xr, torch.as_tensor(local, device=self._device), len(users))
-        self._latents[users] = to_numpy(mu)
-        self._log_vars[users] = to_numpy(log_var)
+            obs, prec = self.net_._evidence(xc, xr)
+            seg = torch.as_tensor(local, device=self._device)
+            zeros = torch.zeros(len(users), obs.shape[1], dtype=obs.dtype, device=obs.device)
+            weighted, total = zeros.index_add(0, seg, prec * obs), zeros.index_add(0, seg, prec)
+        return users, to_numpy(weighted).astype(np.float64), to_numpy(total).astype(np.float64)
+
+    def _set_population(self) -> None:
+        """The population: up to 64 evenly spaced users' posteriors from ``fit``."""
+        n = len(self._latents)
+        pick = np.unique(np.linspace(0, n - 1, min(_MAX_POPULATION_LATENTS, n)).astype(int))
+        self._pop_mean = self._latents[pick].copy()
+        self._components = np.zeros((n, len(pick) + 1, int(self.latent_dim)))  # (+1: a user's own latent)
+        self._weights = np.zeros((n, len(pick) + 1))
+
+    def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
+        """Bayes over candidate latents: the population's (up to 64 known users') and the user's own
+        encoder posterior mean, equally likely a priori, weighted by the exact likelihood of the
+        given pairs under the decoder. With no pairs this is the population prediction; a pair or
+        two reweigh the known users like a mixture's responsibilities; with many pairs the user's own
+        latent explains them best and takes over, also away from the known users."""
+        users, local = np.unique(user_idx, return_inverse=True)
+        _, weighted, total = self._evidence(chosen, rejected, user_idx)
+        own = weighted / (1.0 + total)  # (U, L): the encoder's posterior mean under N(0, I)
+        J = len(self._pop_mean)
+        cand = np.concatenate([np.broadcast_to(self._pop_mean, (len(users), J, own.shape[1])), own[:, None]], axis=1)
+        loglik = np.zeros((len(users), J + 1))
+        for j in range(J + 1):
+            z = cand[local, j]
+            margin = self._decode(chosen, z) - self._decode(rejected, z)
+            np.add.at(loglik[:, j], local, -np.logaddexp(0.0, -margin))  # log sigmoid(margin)
+        w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        self._components[users], self._weights[users] = cand, w
+        mean = (w[..., None] * cand).sum(1)
+        self._latents[users] = mean
+        self._log_vars[users] = np.log(np.maximum((w[..., None] * (cand - mean[:, None]) ** 2).sum(1), 1e-12))
         self._publish_users()
 
     def _publish_users(self) -> None:
@@ -268,19 +332,29 @@ class VPL(PreferenceModel):
         return self.user_latents_
 
     def _grow_users(self, n_new: int) -> None:
-        self._latents = np.vstack([self._latents, np.zeros((n_new, int(self.latent_dim)))])
-        self._log_vars = np.vstack([self._log_vars, np.zeros((n_new, int(self.latent_dim)))])
-
-    def _adapt(self, chosen: np.ndarray, rejected: np.ndarray, user_idx: np.ndarray) -> None:
-        self._set_latents(chosen, rejected, user_idx)
-
-    def _population_latents(self) -> np.ndarray:
-        """Latents averaged over for the population prediction: up to 64 evenly spaced known users."""
-        n = len(self._latents)
-        pick = np.unique(np.linspace(0, n - 1, min(_MAX_POPULATION_LATENTS, n)).astype(int))
-        return self._latents[pick]
+        L = int(self.latent_dim)
+        self._latents = np.vstack([self._latents, np.zeros((n_new, L))])
+        self._log_vars = np.vstack([self._log_vars, np.zeros((n_new, L))])
+        if hasattr(self, "_weights"):  # (fit sets them up once the population is known)
+            J = self._weights.shape[1]
+            self._components = np.concatenate([self._components, np.zeros((n_new, J, L))])
+            self._weights = np.vstack([self._weights, np.zeros((n_new, J))])
 
     # ---- prediction ------------------------------------------------------------------
+    def _mixture(self, user_idx: np.ndarray):
+        """Each row's predictive: component weights (n, J) and latents (n, J, latent_dim).
+
+        A user from ``fit``: their own posterior mean; an adapted user: their empirical-Bayes
+        mixture; an unknown user: the population, every component weighted equally."""
+        J = len(self._pop_mean)
+        known = user_idx != POPULATION
+        w = np.zeros((len(user_idx), J + 1))
+        w[:, :J] = 1.0 / J
+        z = np.zeros((len(user_idx), J + 1, self._pop_mean.shape[1]))
+        z[:, :J] = self._pop_mean
+        w[known], z[known] = self._weights[user_idx[known]], self._components[user_idx[known]]
+        return w, z
+
     def _decode(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """Raw rewards ``r(x, z)``: ``x`` (..., d) with ``z`` (..., latent_dim) broadcast against it."""
         xt, zt = to_tensor(x, self._device, torch.float32), to_tensor(z, self._device, torch.float32)
@@ -289,40 +363,29 @@ class VPL(PreferenceModel):
             out = self.net_.reward(xt.expand(*shape, -1), zt.expand(*shape, -1))
         return to_numpy(out)
 
-    def _scale(self, raw: np.ndarray, latents: np.ndarray, which: np.ndarray) -> np.ndarray:
-        """Pairwise reward scaling: mean over reference items of ``sigmoid(raw - r(x', z))``.
-
-        ``raw`` (..., n) rewards; ``latents`` (U, latent_dim) the distinct latents behind them;
-        ``which`` (..., n) the row of ``latents`` behind each reward. The reference items are
-        decoded once per distinct latent.
-        """
-        ref = self._decode(self._reference[None, :, :], latents[:, None, :])  # (U, R)
-        return sigmoid(raw[..., None] - ref[which]).mean(axis=-1)
-
     def _reward(self, x: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
-        out = np.empty(len(x))
-        known = user_idx != POPULATION
-        scaled = self.reward_scaling != "none"
-        if known.any():
-            users, which = np.unique(user_idx[known], return_inverse=True)
-            raw = self._decode(x[known], self._latents[users][which])
-            out[known] = self._scale(raw, self._latents[users], which) if scaled else raw
-        if (~known).any():
-            pop = self._population_latents()  # (P, L)
-            raw = self._decode(x[~known][None], pop[:, None, :])  # (P, m)
-            if scaled:
-                raw = self._scale(raw, pop, np.broadcast_to(np.arange(len(pop))[:, None], raw.shape))
-            out[~known] = raw.mean(axis=0)
+        """Mixture-weighted reward; with pairwise scaling each component's reward is its expected
+        win rate ``mean_x' sigmoid(r(x, z) - r(x', z))`` over the reference items."""
+        w, z = self._mixture(user_idx)
+        out = np.zeros(len(x))
+        for j in range(w.shape[1]):
+            rows = np.flatnonzero(w[:, j] > 0)
+            if rows.size == 0:
+                continue
+            raw = self._decode(x[rows], z[rows, j])
+            if self.reward_scaling != "none":
+                latents, which = np.unique(z[rows, j], axis=0, return_inverse=True)
+                ref = self._decode(self._reference[None, :, :], latents[:, None, :])  # (distinct, R)
+                raw = sigmoid(raw[:, None] - ref[which.ravel()]).mean(axis=1)
+            out[rows] += w[rows, j] * raw
         return out
 
     def _predict_proba(self, a: np.ndarray, b: np.ndarray, user_idx: np.ndarray) -> np.ndarray:
-        out = np.empty(len(a))
-        known = user_idx != POPULATION
-        if known.any():
-            z = self._latents[user_idx[known]]
-            out[known] = sigmoid(self._decode(a[known], z) - self._decode(b[known], z))
-        if (~known).any():
-            pop = self._population_latents()[:, None, :]
-            margin = self._decode(a[~known][None], pop) - self._decode(b[~known][None], pop)
-            out[~known] = sigmoid(margin).mean(axis=0)
+        w, z = self._mixture(user_idx)
+        out = np.zeros(len(a))
+        for j in range(w.shape[1]):
+            rows = np.flatnonzero(w[:, j] > 0)
+            if rows.size:
+                zj = z[rows, j]
+                out[rows] += w[rows, j] * sigmoid(self._decode(a[rows], zj) - self._decode(b[rows], zj))
         return out
