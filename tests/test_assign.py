@@ -24,6 +24,7 @@ MISTAKES = {
     "04_pluralistic_rewards_on_real_text": (  # chosen and rejected swapped
         "q1", 'get_indexer(part["chosen"])], X[statements.get_indexer(part["rejected"])]',
         'get_indexer(part["rejected"])], X[statements.get_indexer(part["chosen"])]'),
+    "06_noise_or_disagreement": ("q3", "dtype=float) - reference", "dtype=float)"),  # conjunction not centred
 }
 
 

@@ -20,8 +20,9 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils._param_validation import InvalidParameterError
 
 from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_users
-from plural_kit.reward import PAL, VPL, BradleyTerry, MiCRo, MixtureBT, PreferenceModel, UnknownUserWarning
+from plural_kit.reward import PAL, VPL, BradleyTerry, MiCRo, MixtureBT, MultiHeadBT, PreferenceModel, ReliabilityBT, UnknownUserWarning
 from plural_kit.reward.base import FitFailedError
+from plural_kit.reward.worlds import flip_labels
 
 FITTERS = {
     "BradleyTerry": lambda: BradleyTerry(adapt_alpha=1.0, device="cpu"),
@@ -29,11 +30,14 @@ FITTERS = {
     "PAL": lambda: PAL(n_prototypes=2, n_restarts=1, max_iter=100, device="cpu"),
     "VPL": lambda: VPL(latent_dim=2, hidden_dim=16, n_steps=150, device="cpu"),
     "MiCRo": lambda: MiCRo(n_heads=2, n_restarts=1, max_iter=100, device="cpu"),
+    "ReliabilityBT": lambda: ReliabilityBT(device="cpu"),
+    "MultiHeadBT": lambda: MultiHeadBT(weight_alpha=0.1, device="cpu"),
 }
 #: a bad value of one parameter of each fitter, and the parameter's name
 BAD_PARAM = {
     "BradleyTerry": ("alpha", -1.0), "MixtureBT": ("init", "kmeans++"), "PAL": ("temperature", 0.0),
-    "VPL": ("reward_scaling", "minmax"), "MiCRo": ("n_heads", 0),
+    "VPL": ("reward_scaling", "minmax"), "MiCRo": ("n_heads", 0), "ReliabilityBT": ("reliability_init", 0.3),
+    "MultiHeadBT": ("weight_alpha", -1.0),
 }
 PLURALISTIC = ["MixtureBT", "PAL", "VPL", "MiCRo"]
 
@@ -159,10 +163,13 @@ def test_adapt_improves_new_users(name, data):
     """Held-out pairs of new users: more accurate after ``adapt`` on their first pairs than before.
 
     BradleyTerry knows only group 0 (its one reward) and the new users come from group 1.
+    ReliabilityBT's own parameter is a reliability: its new users flip every label.
     """
     seen, unseen = split_users(data, test_size=0.3, seed=1)
     if name == "BradleyTerry":
         seen, unseen = seen.subset(seen.groups == 0), unseen.subset(unseen.groups == 1)
+    if name == "ReliabilityBT":
+        unseen = flip_labels(unseen, pd.Series(0.0, index=unseen.user_groups.index))
     model = FITTERS[name]().fit(seen.X_chosen, seen.X_rejected, seen.users)
     few, rest = first_pairs_per_user(unseen, 15)
     with pytest.warns(UnknownUserWarning):
@@ -203,13 +210,17 @@ def test_user_representation_and_groups(name, fitted, data):
         with pytest.raises(ValueError, match="pass n_groups"):
             fitted.predict_groups()
         return
+    if name == "ReliabilityBT":  # one reliability per annotator, no view: it cannot find the groups
+        assert list(rep.columns) == ["reliability"] and ((rep > 0.5) & (rep <= 1)).all().all()
+        pd.testing.assert_series_equal(rep["reliability"], fitted.reliability_)
+        return
     groups = fitted.predict_groups(n_groups=2)
     assert groups.name == "group" and list(groups.index) == list(fitted.users_)
     assert set(groups) == {0, 1}
     pd.testing.assert_series_equal(groups, fitted.predict_groups(n_groups=2))  # seeded k-means
     with pytest.raises(ValueError, match="n_groups must be"):
         fitted.predict_groups(n_groups=0)
-    if name in ("MixtureBT", "PAL", "MiCRo"):  # group weights: the largest one is the group
+    if name in ("MixtureBT", "PAL", "MiCRo", "MultiHeadBT"):  # group weights: the largest one is the group
         pd.testing.assert_series_equal(
             fitted.predict_groups(), pd.Series(rep.to_numpy().argmax(axis=1), index=rep.index, name="group")
         )
@@ -217,6 +228,8 @@ def test_user_representation_and_groups(name, fitted, data):
     else:
         with pytest.raises(ValueError, match="pass n_groups"):
             fitted.predict_groups()
+    if name == "MultiHeadBT":  # each user of fit is a source with its own head: one-hot weights, no groups
+        return
     # the users' own parameters recover the two true groups
     assert adjusted_rand_score(data.user_groups.loc[groups.index], groups) > 0.7
 

@@ -3,7 +3,9 @@
 Population model: :class:`BradleyTerry` (and :func:`bradley_terry_inference` for item-level
 inference with statsmodels). Pluralistic models: :class:`MixtureBT` (EM over users),
 :class:`PAL` (ideal points), :class:`VPL` (variational user latents), :class:`MiCRo`
-(mixture with a context router).
+(mixture with a context router); :class:`ReliabilityBT` (one reward, a reliability per
+annotator: disagreement read as noise); :class:`MultiHeadBT` (one head per source, simplex
+weights per user).
 
 Every fitter has one API (:class:`~plural_kit.reward.base.PreferenceModel`): ``fit``, ``reward``,
 ``predict_proba``, ``score`` and ``adapt`` take ``users`` (and ``prompts``, read by MiCRo),
@@ -16,7 +18,9 @@ from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.inference import BTInferenceResult, bradley_terry_inference
 from plural_kit.reward.micro import MiCRo
 from plural_kit.reward.mixture import MixtureBT
+from plural_kit.reward.multihead import MultiHeadBT
 from plural_kit.reward.pal import PAL
+from plural_kit.reward.reliability import ReliabilityBT
 from plural_kit.reward.vpl import VPL
 
 __all__ = [
@@ -25,8 +29,10 @@ __all__ = [
     "FitFailedError",
     "MiCRo",
     "MixtureBT",
+    "MultiHeadBT",
     "PAL",
     "PreferenceModel",
+    "ReliabilityBT",
     "UnknownUserWarning",
     "VPL",
     "bradley_terry_inference",
