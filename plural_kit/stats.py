@@ -9,6 +9,8 @@ function                       what it estimates
 :func:`difference_ci`          ``statistic(a) - statistic(b)`` for two independent samples
 :func:`wilson_interval`        a proportion ``k / n`` (Wilson score interval, statsmodels)
 :func:`permutation_test`       p-value of ``statistic(a) - statistic(b)`` under exchangeability
+:func:`matrix_permutation_test` p-value of a statistic of two matrices over the same objects
+                               (Mantel: rows and columns of one permuted together)
 :func:`stratified_bootstrap`   any statistic of several samples, each resampled within its strata
                                (items within foundations, raters within countries) in the same
                                rounds; :func:`bootstrap_replicates` gives the replicates and
@@ -32,7 +34,7 @@ from scipy import stats as _st
 from statsmodels.stats.proportion import proportion_confint
 
 __all__ = ["Interval", "bootstrap_ci", "bootstrap_indices", "bootstrap_replicates", "difference_ci",
-           "paired_difference", "percentile_interval", "permutation_test", "stratified_bootstrap",
+           "matrix_permutation_test", "paired_difference", "percentile_interval", "permutation_test", "stratified_bootstrap",
            "wilson_interval"]
 
 
@@ -152,6 +154,21 @@ def permutation_test(a, b, statistic: Callable[[np.ndarray], float] = np.mean, *
                                permutation_type="samples" if paired else "independent",
                                n_resamples=int(n_resamples), vectorized=False,
                                rng=np.random.default_rng(seed))
+    return float(res.pvalue)
+
+
+def matrix_permutation_test(a, b, statistic: Callable[[np.ndarray, np.ndarray], float], *,
+                            n_resamples: int = 999, seed: int = 0) -> float:
+    """One-sided p-value (large ``statistic`` = evidence) of ``statistic(a, b)`` for two square
+    matrices (n, n) over the same n objects (a Mantel test, e.g. for representational similarity):
+    the rows and columns of ``b`` are permuted together (scipy's ``pairings`` permutation of the
+    object order), so each permutation keeps ``b``'s structure and breaks only its link to ``a``."""
+    a, b = _sample(a, "a"), _sample(b, "b")
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape != b.shape:
+        raise ValueError(f"a and b must be square matrices of the same shape; got {a.shape} and {b.shape}")
+    res = _st.permutation_test((np.arange(a.shape[0]),), lambda order: statistic(a, b[np.ix_(order, order)]),
+                               permutation_type="pairings", alternative="greater", n_resamples=int(n_resamples),
+                               vectorized=False, rng=np.random.default_rng(seed))
     return float(res.pvalue)
 
 

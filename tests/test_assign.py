@@ -25,6 +25,7 @@ MISTAKES = {
         "q1", 'get_indexer(part["chosen"])], X[statements.get_indexer(part["rejected"])]',
         'get_indexer(part["rejected"])], X[statements.get_indexer(part["chosen"])]'),
     "06_noise_or_disagreement": ("q3", "dtype=float) - reference", "dtype=float)"),  # conjunction not centred
+    "07_real_people": ("q1", "keyed = wide.where(~reverse, 6 - wide)", "keyed = wide"),  # reverse keys forgotten
 }
 
 

@@ -10,6 +10,7 @@ from plural_kit.data.evals import (
     load_truthfulqa,
 )
 from plural_kit.data.hh_rlhf import load_hh_rlhf
+from plural_kit.data.papi import PAPI, load_papi, make_papi_preferences
 from plural_kit.data.persona import DEFAULT_TRAITS, list_persona_traits, load_persona, make_persona_preferences
 from plural_kit.data.surveys import (
     FOUNDATIONS,
@@ -37,6 +38,7 @@ from plural_kit.data.schema import (
 
 __all__ = [
     "OPTIONAL_COLUMNS",
+    "PAPI",
     "REQUIRED_COLUMNS",
     "DEFAULT_TRAITS",
     "FOUNDATIONS",
@@ -57,6 +59,8 @@ __all__ = [
     "load_global_opinion_qa",
     "load_hh_rlhf",
     "load_mfq2_items",
+    "load_papi",
+    "make_papi_preferences",
     "load_persona",
     "load_refusal_prompts",
     "load_seegull",

@@ -104,6 +104,13 @@ SOURCES: dict[str, dict] = {
         "license": "MIT",
         "files": {"true_facts.json": "notebooks/data/"},
     },
+    "papi": {
+        "repo": "zhu-minjun/PAlign",
+        "commit": "18e1e3404951acc864f30f323a0e47a0840b474a",
+        "base_url": f"{_RAW}/zhu-minjun/PAlign/18e1e3404951acc864f30f323a0e47a0840b474a/",
+        "license": "IPIP items public domain (IPIP_Permission.pdf); responses from Johnson's IPIP-NEO data, research use",
+        "files": {"Test-set.json": "PAPI/", "mpi_*.csv": "PAPI/", "IPIP_Permission.pdf": ""},
+    },
 }
 
 

@@ -1,0 +1,70 @@
+"""Run notebooks/07_real_people.ipynb with papermill and small parameters; check metrics.json.
+
+Every claim's outcome is asserted exactly: it is decided by its interval, so it is the same under
+PLURAL_KIT_DTYPE=float32 and bf16 (run this file under both).
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_real_people.ipynb"
+SMALL = {
+    "n_items_per_domain": 1,
+    "n_control_pairs": 2,
+    "n_variants": 3,
+    "n_permutations": 99,
+    "n_align_people": 40,
+    "n_rsa_items": 30,
+    "n_boot": 200,
+    "embedding_cache": "none",
+    "device": "cpu",
+}
+OUTCOMES = {
+    "women_higher_neuroticism": "holds",                  # data only
+    "signal_check_passes": "does not hold",              # the 135M model does not read the statements
+    "answers_follow_position": "not distinguishable",   # 5 items x 2 orders
+    "nearest_sex_ahead": "not distinguishable",
+    "nearest_age_ahead": "not distinguishable",
+    "design_moves_more_than_countries": "holds",
+    "design_explains_more_than_items": "holds",
+    "own_domain_means_beats_population_mean": "not distinguishable",
+    "own_offset_beats_population_mean": "holds",         # data only
+    "persona_prompt_beats_population_mean": "does not hold",
+    "bt_beats_chance": "holds",
+    "mixturebt_beats_bt": "not distinguishable",
+    "pal_beats_bt": "not distinguishable",
+    "vpl_beats_bt": "not distinguishable",
+    "bt_few_shot_gain": "not distinguishable",
+    "mixture_groups_follow_sex": "not distinguishable",
+    "people_halves_agree": "holds",                      # data only
+    "hidden_states_like_people": "holds",
+}
+
+
+@pytest.fixture(scope="module")
+def metrics(tmp_path_factory):
+    import papermill
+    out = tmp_path_factory.mktemp("nb07")
+    papermill.execute_notebook(str(NOTEBOOK), str(out / "out.ipynb"), parameters={**SMALL, "output_dir": str(out)},
+                               kernel_name="python3", cwd=str(out), progress_bar=False)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_claim_outcomes(metrics):
+    got = {name: c["outcome"] for name, c in metrics["claims"].items()}
+    assert got == OUTCOMES
+    for c in metrics["claims"].values():
+        if c["ci_low"] is not None:  # NaN (no interval) is written as null
+            assert c["ci_low"] <= c["estimate"] <= c["ci_high"]
+
+
+def test_metrics_shape(metrics):
+    assert metrics["model_name"] == "smollm2-135m-instruct"
+    assert set(metrics["profile"]["profile"]) == {"O", "C", "E", "A", "N"}
+    assert len(metrics["profile"]["nearest"]) == 5
+    assert set(metrics["alignment"]["table"][0]) >= {"method", "mae", "ci_low", "ci_high"}
+    assert metrics["rsa"]["n_items"] == 30 and 0 <= metrics["rsa"]["p_value"] <= 1
+    assert 0 < metrics["peak_rss_mb"] < 1500
