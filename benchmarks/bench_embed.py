@@ -25,7 +25,9 @@ penultimate layer, last token:
    figure to quote. Target on CPU: >= 70 %.
 
 The plain loops run once (they are long); every other timing is the median of ``--repeat`` runs.
-Compare the ratios measured in the same run.
+Compare the ratios measured in the same run. Each row is printed as it is measured. On a CPU
+without bf16 matrix units (AVX2 only) the run uses the ``--quick`` sizes and skips, saying why,
+the ``compile=True`` and bf16 rows (bf16 is slower than fp32 there; ``--all`` runs everything).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plural_kit.device import get_device, get_dtype
+from plural_kit.device import cpu_has_bf16_matmul, get_device, get_dtype
 from plural_kit.embed import EmbeddingExtractor
 from plural_kit.engine import ForwardEngine
 from plural_kit.models import _bundle_path, load_model
@@ -144,99 +146,129 @@ def cos_min(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
 
 
+def row(text: str) -> None:
+    """Print one result line as soon as it is measured."""
+    print(text, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="72 texts, 1 repeat, 2 rounds (a smoke run)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing, median kept (default 3)")
     parser.add_argument("--rounds", type=int, default=5, help="paired peak/extractor rounds for MFU (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--all", action="store_true", help="also run the rows skipped as slow on this hardware")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeat, rounds = (1, 2) if args.quick else (args.repeat, args.rounds)
-    n_persona, n_dialogues = (60, 12) if args.quick else (160, 32)
     device = get_device("auto")
     dtype = get_dtype("auto", device)
+    # A CPU without bf16 matrix units (AVX2 only) runs bf16 slower than fp32 and compiles slowly:
+    # there the bf16 and compile=True rows are skipped (--all runs them) and the sizes are smaller.
+    slow_cpu = device.type == "cpu" and not cpu_has_bf16_matmul()
+    fast = args.quick or (slow_cpu and not args.all)
+    repeat, rounds = (1, 2) if fast else (args.repeat, args.rounds)
+    n_persona, n_dialogues = (60, 12) if fast else (160, 32)
     texts = load_texts(n_persona, n_dialogues)
     layer = -2
-    print(f"device={device} dtype={dtype} threads={torch.get_num_threads()} texts={len(texts)} "
-          f"({n_persona} persona statements + {n_dialogues} HH-RLHF dialogues); median of {repeat} runs")
+    row(f"device={device} dtype={dtype} threads={torch.get_num_threads()} texts={len(texts)} "
+        f"({n_persona} persona statements + {n_dialogues} HH-RLHF dialogues); median of {repeat} runs"
+        + ("; CPU without bf16 matrix units: smaller sizes, slow rows skipped (--all runs them)"
+           if slow_cpu and not args.all else ""))
 
-    # 1. the extractor with its defaults, and compiled
+    # 1. the extractor with its defaults, compiled, and unpacked
     ex = EmbeddingExtractor("smollm2-135m-instruct", layer=layer, cache_dir=None, progress=False)
     eng = ex.engine
     ids = eng.tokenize(texts)
     n_tokens = sum(map(len, ids))
-    print(f"tokens: {n_tokens} real, {min(map(len, ids))}..{max(map(len, ids))} per text; "
-          f"packed path: {eng.packed_decoder() is not None}")
+    linear, attention = (f.sum() for f in model_flops(eng, ids, layer))
+    row(f"tokens: {n_tokens} real, {min(map(len, ids))}..{max(map(len, ids))} per text; "
+        f"packed path: {eng.packed_decoder() is not None}")
+    row(f"\nSmolLM2-135M, layer {layer}, last token ({len(texts)} texts, {n_tokens} tokens)")
     ex.encode(texts[:8])  # warm-up
     emb, t_ex = timed(lambda: ex.encode(texts), repeat)
-    ex_c = EmbeddingExtractor(eng.model, eng.tokenizer, layer=layer, cache_dir=None, progress=False, compile=True)
-    start = time.perf_counter()
-    ex_c.encode(texts[:8])
-    ex_c.encode(texts)
-    t_compile = time.perf_counter() - start
-    emb_c, t_ex_c = timed(lambda: ex_c.encode(texts), repeat)
-    unpacked = EmbeddingExtractor(ForwardEngine(eng.model, eng.tokenizer, packed=False, progress=False),
-                                  layer=layer, cache_dir=None, progress=False)
-    unpacked.encode(texts[:8])
-    _, t_unpacked = timed(lambda: unpacked.encode(texts), repeat)
+    row(f"  extractor (defaults, {dtype}):        {t_ex:7.2f} s  {n_tokens / t_ex:8.0f} tok/s")
+    ex_c = None
+    if slow_cpu and not args.all:
+        row("  extractor, compile=True:             skipped: compiling takes minutes on a CPU without bf16 "
+            "matrix units (--all runs it)")
+    else:
+        ex_c = EmbeddingExtractor(eng.model, eng.tokenizer, layer=layer, cache_dir=None, progress=False, compile=True)
+        start = time.perf_counter()
+        ex_c.encode(texts[:8])
+        ex_c.encode(texts)
+        t_compile = time.perf_counter() - start
+        emb_c, t_ex_c = timed(lambda: ex_c.encode(texts), repeat)
+        row(f"  extractor, compile=True:             {t_ex_c:7.2f} s  {n_tokens / t_ex_c:8.0f} tok/s "
+            f"({t_ex / t_ex_c:.2f}x the defaults; first call incl. compiling {t_compile:.1f} s)")
+    if eng.packed_decoder() is None:
+        row("  extractor, packed=False:             the defaults row (the engine does not pack here: see "
+            "ForwardEngine's packed='auto')")
+    else:
+        unpacked = EmbeddingExtractor(ForwardEngine(eng.model, eng.tokenizer, packed=False, progress=False),
+                                      layer=layer, cache_dir=None, progress=False)
+        unpacked.encode(texts[:8])
+        _, t_unpacked = timed(lambda: unpacked.encode(texts), repeat)
+        row(f"  extractor, packed=False:             {t_unpacked:7.2f} s  (the packed path is "
+            f"{t_unpacked / t_ex:.2f}x faster)")
 
     # 2-3. the plain loop in fp32 and in the extractor's dtype
     model32, tok = load_model("smollm2-135m-instruct", device=device, dtype="float32")
     plain_loop(model32, tok, texts[:8], layer)
     ref32, t_plain32 = timed(lambda: plain_loop(model32, tok, texts, layer))  # long: once
-    ex32 = EmbeddingExtractor(model32, tok, layer=layer, dtype="float32", cache_dir=None, progress=False)
-    ex32.encode(texts[:8])
-    _, t_ex32 = timed(lambda: ex32.encode(texts), repeat)
-    packed32 = ex32.engine.packed_decoder() is not None
-    model_eq = model32.to(dtype)
-    plain_loop(model_eq, tok, texts[:8], layer)
-    _, t_plain_eq = timed(lambda: plain_loop(model_eq, tok, texts, layer))
-    del model32, model_eq, ex32
+    row(f"  plain HF loop, fp32:                 {t_plain32:7.2f} s  -> extractor is {t_plain32 / t_ex:5.2f}x "
+        f"(target >= 8x)")
+    if dtype == torch.float32:
+        row("  plain HF loop in the extractor's dtype: the fp32 row above (the extractor runs fp32 here)")
+    elif slow_cpu and not args.all:
+        row(f"  plain HF loop, {dtype}: skipped: {dtype} on a CPU without bf16 matrix units is slower than "
+            f"fp32 (--all runs it)")
+    else:
+        model_eq = load_model("smollm2-135m-instruct", device=device, dtype=dtype)[0]
+        plain_loop(model_eq, tok, texts[:8], layer)
+        _, t_plain_eq = timed(lambda: plain_loop(model_eq, tok, texts, layer))
+        row(f"  plain HF loop, {str(dtype):14s}:       {t_plain_eq:7.2f} s  -> extractor is "
+            f"{t_plain_eq / t_ex:5.2f}x (equal dtype, {dtype})")
+        del model_eq
+    if dtype == torch.float32:
+        row(f"  extractor in fp32: the defaults row -> {t_plain32 / t_ex:5.2f}x the plain fp32 loop "
+            f"(equal dtype, fp32; target >= 3x)")
+    else:
+        ex32 = EmbeddingExtractor(model32, tok, layer=layer, dtype="float32", cache_dir=None, progress=False)
+        ex32.encode(texts[:8])
+        _, t_ex32 = timed(lambda: ex32.encode(texts), repeat)
+        row(f"  extractor in fp32:                   {t_ex32:7.2f} s  -> {t_plain32 / t_ex32:5.2f}x the plain fp32 "
+            f"loop (equal dtype, fp32; target >= 3x; packed path: {ex32.engine.packed_decoder() is not None})")
+        del ex32
+    row(f"  extractor vs plain fp32 embeddings: min cosine {cos_min(emb, ref32):.4f} (defaults)"
+        + (f", {cos_min(emb_c, ref32):.4f} (compiled)" if ex_c is not None else ""))
+    del model32
 
     # 4. MiniLM: sentence-transformers vs the extractor (same work: last layer, mean pooling)
     from sentence_transformers import SentenceTransformer
 
+    row("\nMiniLM-L6, last layer, mean pooling")
     st = SentenceTransformer(str(_bundle_path("all-minilm-l6-v2")), device=str(device))
     st.encode(texts[:8])
     st_emb, t_st = timed(lambda: st.encode(texts, batch_size=32, show_progress_bar=False), repeat)
+    row(f"  sentence-transformers encode (fp32): {t_st:7.2f} s")
     mini = EmbeddingExtractor("all-minilm-l6-v2", layer=-1, pooling="mean", max_length=st.max_seq_length,
                               cache_dir=None, progress=False)
     mini.encode(texts[:8])
     mini_emb, t_mini = timed(lambda: mini.encode(texts), repeat)
+    row(f"  extractor (defaults, {mini.engine.dtype}):        {t_mini:7.2f} s  -> {t_st / t_mini:5.2f}x "
+        f"(target >= 1x); min cosine vs ST {cos_min(mini_emb, st_emb):.4f}")
 
     # 5. model-FLOPs utilisation in paired rounds
-    linear, attention = (f.sum() for f in model_flops(eng, ids, layer))
-    mfu = {"defaults": utilisation(eng, texts, layer, dtype, device, rounds),
-           "compile=True": utilisation(ex_c.engine, texts, layer, dtype, device, rounds)}
-
-    print(f"\nSmolLM2-135M, layer {layer}, last token ({len(texts)} texts, {n_tokens} tokens)")
-    print(f"  extractor (defaults, {dtype}):        {t_ex:7.2f} s  {n_tokens / t_ex:8.0f} tok/s")
-    print(f"  extractor, compile=True:             {t_ex_c:7.2f} s  {n_tokens / t_ex_c:8.0f} tok/s "
-          f"({t_ex / t_ex_c:.2f}x the defaults; first call incl. compiling {t_compile:.1f} s)")
-    print(f"  extractor, packed=False:             {t_unpacked:7.2f} s  (the packed path is "
-          f"{t_unpacked / t_ex:.2f}x faster)")
-    print(f"  plain HF loop, fp32:                 {t_plain32:7.2f} s  -> extractor is {t_plain32 / t_ex:5.2f}x "
-          f"(target >= 8x)")
-    print(f"  plain HF loop, {str(dtype):14s}:       {t_plain_eq:7.2f} s  -> extractor is {t_plain_eq / t_ex:5.2f}x "
-          f"(equal dtype, {dtype})")
-    print(f"  extractor in fp32:                   {t_ex32:7.2f} s  -> {t_plain32 / t_ex32:5.2f}x the plain fp32 loop "
-          f"(equal dtype, fp32; target >= 3x; packed path: {packed32})")
-    print(f"  extractor vs plain fp32 embeddings: min cosine {cos_min(emb, ref32):.4f} (defaults), "
-          f"{cos_min(emb_c, ref32):.4f} (compiled)")
-    print("\nMiniLM-L6, last layer, mean pooling")
-    print(f"  sentence-transformers encode (fp32): {t_st:7.2f} s")
-    print(f"  extractor (defaults, {mini.engine.dtype}):        {t_mini:7.2f} s  -> {t_st / t_mini:5.2f}x "
-          f"(target >= 1x); min cosine vs ST {cos_min(mini_emb, st_emb):.4f}")
-    print(f"\nModel-FLOPs utilisation ({dtype}; {linear / 1e12:.3f} TFLOP in linear layers + "
-          f"{attention / 1e12:.3f} TFLOP causal attention; target >= 70% on CPU)")
-    for name, res in mfu.items():
-        fractions = sorted(r[2] for r in res)
-        median = float(np.median(fractions))
-        rows = ", ".join(f"{100 * f:.0f}% ({s:.2f} s, {a:.0f} GFLOP/s)" for s, a, f in res)
-        print(f"  {name:13s} median {100 * median:5.1f}% of the matmul peak measured after each batch; "
-              f"rounds: {rows}")
+    row(f"\nModel-FLOPs utilisation ({dtype}; {linear / 1e12:.3f} TFLOP in linear layers + "
+        f"{attention / 1e12:.3f} TFLOP causal attention; target >= 70% on CPU)")
+    configs = {"defaults": eng} | ({"compile=True": ex_c.engine} if ex_c is not None else {})
+    for name, engine in configs.items():
+        res = utilisation(engine, texts, layer, dtype, device, rounds)
+        median = float(np.median([r[2] for r in res]))
+        rounds_text = ", ".join(f"{100 * f:.0f}% ({s:.2f} s, {a:.0f} GFLOP/s)" for s, a, f in res)
+        row(f"  {name:13s} median {100 * median:5.1f}% of the matmul peak measured after each batch; "
+            f"rounds: {rounds_text}")
 
 
 if __name__ == "__main__":

@@ -159,6 +159,12 @@ class EmbeddingExtractor:
         :class:`~plural_kit.engine.ForwardEngine`): ~1.3x faster after a one-off ~10-15 s, so
         worth it from ~100k tokens. Like ``device`` and ``dtype``, ignored when ``model`` is
         already an engine.
+    backend, ray_address
+        ``"local"``: the engine runs in this process. ``"ray"``: on a pool of Ray Data actors
+        (:class:`~plural_kit.backends.ray.RayEngine`; ``model`` must then be a name or path each
+        actor loads, and ``ray_address`` is the cluster, ``None`` for a local one), returning the
+        same array in the same order; the disk cache is not used then (for resumable runs over
+        many texts use :meth:`RayEngine.write_embeddings <plural_kit.backends.ray.RayEngine.write_embeddings>`).
 
     The model is loaded on first use; :attr:`engine` exposes the engine.
     """
@@ -167,8 +173,10 @@ class EmbeddingExtractor:
                  device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                  batch_size: int | str = "auto", max_length: int = 512,
                  cache_dir: str | os.PathLike | None = "auto", progress: bool = True, chunk_size: int = 1024,
-                 compile: bool = False):
+                 compile: bool = False, backend: str = "local", ray_address: str | None = None):
         check_pooling(pooling)
+        if backend not in ("local", "ray"):
+            raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
         if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
             raise TypeError(f"layer must be an int, got {layer!r}")
         if isinstance(chunk_size, bool) or not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
@@ -185,13 +193,20 @@ class EmbeddingExtractor:
         self.progress = progress
         self.chunk_size = int(chunk_size)
         self.compile = compile
+        self.backend = backend
+        self.ray_address = ray_address
         self._engine: ForwardEngine | None = model if isinstance(model, ForwardEngine) else None
+        if backend == "ray":
+            from plural_kit.backends.ray import RayEngine
+
+            self._engine = RayEngine(model, address=ray_address, device=device, dtype=dtype, batch_size=batch_size,
+                                     max_length=max_length, compile=compile, progress=progress)
 
     def get_params(self, deep: bool = False) -> dict:
         """The constructor arguments (scikit-learn convention)."""
         return {k: getattr(self, k) for k in ("model", "tokenizer", "layer", "pooling", "device", "dtype",
                                                "batch_size", "max_length", "cache_dir", "progress", "chunk_size",
-                                               "compile")}
+                                               "compile", "backend", "ray_address")}
 
     @property
     def engine(self) -> ForwardEngine:
@@ -230,7 +245,7 @@ class EmbeddingExtractor:
 
     def _cache_location(self) -> tuple[Path, np.ndarray] | None:
         """``(folder, configuration digest as (32,) uint8)``, or None when the cache is off."""
-        if self.cache_dir is None:
+        if self.cache_dir is None or self.backend == "ray":
             return None
         root = cache_home() / "embeddings" if self.cache_dir == "auto" else Path(self.cache_dir).expanduser()
         key, digest = self._cache_key()
@@ -343,6 +358,8 @@ class EmbeddingExtractor:
         """
         texts = check_texts(texts)
         eng = self.engine
+        if self.backend == "ray":
+            return eng.hidden_states(texts, [self.layer], self.pooling)[self.layer]
         out = np.empty((len(texts), eng.hidden_size), dtype=np.float32)
         keys = _digests(texts)
         if self.cache_dir is not None and eng.has_hooks():
