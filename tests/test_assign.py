@@ -24,6 +24,7 @@ MISTAKES = {
     "04_pluralistic_rewards_on_real_text": (  # chosen and rejected swapped
         "q1", 'get_indexer(part["chosen"])], X[statements.get_indexer(part["rejected"])]',
         'get_indexer(part["rejected"])], X[statements.get_indexer(part["chosen"])]'),
+    "05_rankings_and_judges": ("q1", "r[b] -= k * (s - e)", "r[b] += k * (s - e)"),  # the loser gains too
     "06_noise_or_disagreement": ("q3", "dtype=float) - reference", "dtype=float)"),  # conjunction not centred
     "07_real_people": ("q1", "keyed = wide.where(~reverse, 6 - wide)", "keyed = wide"),  # reverse keys forgotten
 }

@@ -270,6 +270,16 @@ class RayEngine:
 
     # ------------------------------------------------------------------ what the driver knows locally
     @property
+    def device(self) -> str:
+        """The device asked of each actor (``"auto"``: each actor resolves it on its own hardware)."""
+        return str(self.engine_kwargs["device"])
+
+    @property
+    def dtype(self) -> str:
+        """The dtype asked of each actor (``"auto"``: resolved by each actor, as ``ForwardEngine`` does)."""
+        return str(self.engine_kwargs["dtype"])
+
+    @property
     def tokenizer(self):
         """The model's tokenizer, loaded in this process (the scorer resolves label tokens with it)."""
         if self._tokenizer is None:
