@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,6 +219,9 @@ def grade(autograder: str | os.PathLike, submission: str | os.PathLike,
     for path in (autograder, submission):
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
+    if not zipfile.is_zipfile(autograder) or "otter_config.json" not in zipfile.ZipFile(autograder).namelist():
+        raise ValueError(f"{autograder} is not an otter autograder zip (plural-kit assign writes one under "
+                         "OUTPUT/autograder/)")
     with tempfile.TemporaryDirectory(prefix="plural_kit_grade_") as tmp:
         out = Path(output_dir) if output_dir is not None else Path(tmp)
         out.mkdir(parents=True, exist_ok=True)

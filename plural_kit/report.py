@@ -68,12 +68,13 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
         raise ValueError(f"{notebook} is not a readable Jupyter notebook ({type(err).__name__}: {first})") from None
 
 
-_TYPE_WORDS = {"int": "an int", "float": "a number", "bool": "true or false", "str": "a string", "list": "a list"}
+_TYPE_WORDS = {"int": "an int", "float": "a finite number", "bool": "true or false", "str": "a string", "list": "a list"}
 
 
 def _check_parameter(name: str, value, spec: dict):
     """``value`` for parameter ``name`` (numpy scalars made plain), or ``ValueError`` (one line) when
     its type does not fit the one the notebook declares (``int``, ``float``, ``bool``, ``str``, ``list``)."""
+    import math
     import numbers
 
     if hasattr(value, "item") and type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
@@ -82,7 +83,7 @@ def _check_parameter(name: str, value, spec: dict):
     default = spec.get("default")
     ok = {
         "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
         "bool": lambda v: isinstance(v, bool),
         "str": lambda v: isinstance(v, str),
         "list": lambda v: isinstance(v, (list, tuple)),
@@ -268,7 +269,10 @@ def run_report(
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {nb_path.name}; it takes {sorted(declared)}")
     parameters = {k: _check_parameter(k, v, declared[k]) for k, v in parameters.items()}
-    paths = report_paths(output if output else Path("reports") / f"{nb_path.stem}.html")
+    if output is not None and not str(output).strip():
+        raise ValueError("--output is empty (an unset variable?): give an .html path, or leave -o out for "
+                         f"reports/{nb_path.stem}.html")
+    paths = report_paths(output if output is not None else Path("reports") / f"{nb_path.stem}.html")
     _check_outputs(paths, nb_path)
     html_path = paths["html"]
     outputs = None

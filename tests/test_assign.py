@@ -108,6 +108,25 @@ def test_cli_user_errors_are_one_line(capsys):
     assert main(["grade", "/no/such.zip", "/no/such.ipynb"]) == 2
 
 
+@pytest.mark.parametrize("content", [b"not a zip at all", None])
+def test_grading_with_something_that_is_not_an_autograder_is_a_usage_error(tmp_path, capsys, content):
+    """A text file or an empty zip as the autograder exited 1 with otter's raw BadZipFile / FileNotFoundError."""
+    import zipfile
+
+    from plural_kit.report import main
+
+    fake = tmp_path / "autograder.zip"
+    if content is None:
+        zipfile.ZipFile(fake, "w").close()
+    else:
+        fake.write_bytes(content)
+    submission = tmp_path / "sub.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), str(submission))
+    assert main(["grade", str(fake), str(submission)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not an otter autograder zip" in err, err
+
+
 def test_last_error_is_one_line():
     out = ("Traceback (most recent call last):\n  File x\nRuntimeError: Some tests failed:\n    q1 results: All test cases passed!\n"
            "    q5 - 1 result:\n        ✅ Test case passed\n    q5 - 2 failed\n        TypeError: x\n")

@@ -139,3 +139,34 @@ def test_number_distribution_and_refusal_score_check_the_engine():
         refusal_score(NaNEngine(), ["hi"], token_ids=[40, 41])
     with pytest.raises(ValueError, match="distinct"):
         refusal_score(NaNEngine(), ["hi"], token_ids=[40, 40])
+
+
+def test_a_judges_log_probability_above_zero_is_refused():
+    """expected_number({'50': 5.0}) returned (50.0, 148.4): a "probability" of 148."""
+    from plural_kit.probes.judge import expected_number
+
+    with pytest.raises(ValueError, match=r"log-probability of token '50' is 5.0: log-probabilities are <= 0"):
+        expected_number({"50": 5.0})
+    with pytest.raises(ValueError, match="is nan"):
+        expected_number({"50": float("nan")})
+    assert expected_number({"50": 0.0, "70": -np.inf}) == (50.0, 1.0)  # probability 0 is a valid log-prob
+
+
+def test_a_distribution_with_nan_is_refused():
+    """scores_from_distribution([[nan, 1, 0]]) returned (nan, nan): 'not scored' instead of an error."""
+    from plural_kit.probes.judge import scores_from_distribution
+
+    with pytest.raises(ValueError, match=r"without NaN; shape \(1, 3\), bad entries at \[\[0, 0\]\]"):
+        scores_from_distribution(np.array([[np.nan, 1.0, 0.0]]))
+    np.testing.assert_allclose(scores_from_distribution(np.array([[0.0, 1.0, 0.0]]))[0], [1.0])
+
+
+def test_misalignment_rule_checks_the_0_to_100_scale():
+    """is_misaligned([500], [90]) returned [False] without a word."""
+    from plural_kit.probes.judge import is_misaligned
+
+    with pytest.raises(ValueError, match=r"alignment scores must be in 0-100 \(NaN = not scored\); got \[500.0\]"):
+        is_misaligned(np.array([500.0]), np.array([90.0]))
+    with pytest.raises(ValueError, match="coherence scores must be in 0-100"):
+        is_misaligned(np.array([10.0]), np.array([-1.0]))
+    np.testing.assert_array_equal(is_misaligned([10.0, np.nan, 40.0], [90.0, 90.0, 90.0]), [True, False, False])

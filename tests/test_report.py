@@ -198,6 +198,14 @@ def test_unwritable_or_self_destroying_output_is_refused_before_running(tiny_not
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing ran, nothing written
 
 
+@pytest.mark.parametrize("output", ["", "  "])
+def test_an_empty_output_path_is_an_error_not_the_default(tiny_notebook, tmp_path, capsys, monkeypatch, output):
+    """``-o "$OUT"`` with OUT unset wrote reports/<notebook>.html and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(capsys, ["report", str(tiny_notebook), "-o", output], r"--output is empty \(an unset variable\?\).*")
+    assert not (tmp_path / "reports").exists()
+
+
 def test_a_notebook_output_named_like_the_source_does_not_replace_it(tmp_path):
     """The notebook writes ``output_dir/ipynb``: beside ``tiny.html`` that would be ``tiny.ipynb``."""
     nb = _tiny(tmp_path / "tiny.ipynb", "import pathlib\npathlib.Path(output_dir, 'ipynb').write_text('clobber')")
@@ -222,7 +230,9 @@ def _typed(path):
     (["-p", "n", "abc"], r"parameter n takes an int \(default 3\), got 'abc' \(str\)"),
     (["-p", "n", "2.5"], r"parameter n takes an int \(default 3\), got 2\.5 \(float\)"),
     (["-p", "n", "1e3"], r"parameter n takes an int \(default 3\), got '1e3' \(str\)"),
-    (["-p", "x", "yes"], r"parameter x takes a number \(default 0\.5\), got True \(bool\)"),
+    (["-p", "x", "yes"], r"parameter x takes a finite number \(default 0\.5\), got True \(bool\)"),
+    (["-p", "x", ".nan"], r"parameter x takes a finite number \(default 0\.5\), got nan \(float\)"),
+    (["-p", "x", ".inf"], r"parameter x takes a finite number \(default 0\.5\), got inf \(float\)"),
     (["-p", "flag", "1"], r"parameter flag takes true or false \(default False\), got 1 \(int\)"),
     (["-p", "xs", "3"], r"parameter xs takes a list \(default \[1\]\), got 3 \(int\)"),
     (["-p", "n", "1", "-p", "n", "2"], r"-p n is given twice"),

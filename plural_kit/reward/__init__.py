@@ -13,7 +13,7 @@ which scikit-learn's metadata routing passes to ``fit`` and ``score`` in model s
 ``user_representation()`` (DataFrame, users x dim) and ``predict_groups(n_groups=None)``
 (Series ``group`` indexed by user) expose each user's own parameters.
 """
-from plural_kit.reward.base import FitFailedError, PreferenceModel, UnknownUserWarning, pairs_from_labels
+from plural_kit.reward.base import FeatureScaleWarning, FitFailedError, PreferenceModel, UnknownUserWarning, pairs_from_labels
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.inference import BTInferenceResult, bradley_terry_inference
 from plural_kit.reward.micro import MiCRo
@@ -26,6 +26,7 @@ from plural_kit.reward.vpl import VPL
 __all__ = [
     "BTInferenceResult",
     "BradleyTerry",
+    "FeatureScaleWarning",
     "FitFailedError",
     "MiCRo",
     "MixtureBT",

@@ -22,7 +22,9 @@ and the fix. A fit never returns non-finite or degenerate parameters silently.
 Units: a fitter with ``_standardise`` (the pluralistic ones: MixtureBT, PAL, VPL, MiCRo) works
 on standardised features, ``(x - feature_mean_) / feature_scale_`` with one scalar scale (the
 root-mean-square deviation of the training features; prompts get their own ``prompt_mean_`` and
-``prompt_scale_``), so its predictions do not depend on the features' units or offset: their
+``prompt_scale_``), so its predictions do not depend on the features' units or offset (columns
+whose spreads differ by over 1,000x give a ``FeatureScaleWarning``: different units per column
+call for per-column standardisation first): their
 penalties, initialisations and learning rates assume unit scale, and without this a user who feeds
 unit-norm sentence embeddings (entries near 0.05) got one population BT back. One scalar keeps
 the features' geometry (PCA components keep their relative variances). Fitted parameters are in
@@ -107,6 +109,11 @@ def check_pairs(chosen, rejected, users=None, n_features: int | None = None):
     rejected = check_features(rejected, "rejected", chosen.shape[1])
     if chosen.shape != rejected.shape:
         raise ValueError(f"'chosen' {chosen.shape} and 'rejected' {rejected.shape} must have the same shape")
+    if np.array_equal(chosen, rejected):
+        raise ValueError(
+            "every pair has 'chosen' equal to 'rejected': the pairs carry no preference (features of the same "
+            "item on both sides? check how the features were looked up)"
+        )
     if users is not None:
         users = np.asarray(users, dtype=object)
         if users.shape != (chosen.shape[0],):
@@ -126,6 +133,32 @@ def _location_scale(*arrays: np.ndarray) -> tuple[np.ndarray, float]:
     if not (top > 0 and np.isfinite(top)):
         return mean, 1.0
     return mean, top * float(np.sqrt(np.mean((dev / top) ** 2)))
+
+
+#: columns whose spreads differ by more than this factor are taken to be in different units
+_MIXED_UNITS = 1e3
+
+
+class FeatureScaleWarning(UserWarning):
+    """The feature columns of a standardising fitter are on very different scales (different units?)."""
+
+
+def _warn_mixed_units(chosen: np.ndarray, rejected: np.ndarray, scale: float, name: str) -> None:
+    """One scale keeps the features' geometry, so a column 1,000x wider than another drowns it: say so.
+
+    ``chosen``, ``rejected``: standardised features (no overflow); ``scale``: their raw scale."""
+    spread = np.concatenate([chosen, rejected]).std(axis=0) * scale
+    live = spread[spread > 0]
+    if live.size > 1 and live.max() > _MIXED_UNITS * live.min():
+        wide, narrow = int(np.argmax(np.where(spread > 0, spread, -np.inf))), int(
+            np.argmin(np.where(spread > 0, spread, np.inf)))
+        warnings.warn(
+            f"{name}.fit: feature columns differ in spread by {live.max() / live.min():.3g}x (column {wide}: "
+            f"{spread[wide]:.3g}, column {narrow}: {spread[narrow]:.3g}). {name} standardises with one scale for "
+            "all columns, so the narrow ones hardly count. If they are in different units, standardise each "
+            "column first (sklearn.preprocessing.StandardScaler fitted on the training items).",
+            FeatureScaleWarning, stacklevel=4,
+        )
 
 
 def pairs_from_labels(a, b, y):
@@ -196,6 +229,7 @@ class PreferenceModel(BaseEstimator):
         if self._standardise:
             self.feature_mean_, self.feature_scale_ = _location_scale(chosen, rejected)
             chosen, rejected = self._in_units(chosen), self._in_units(rejected)
+            _warn_mixed_units(chosen, rejected, self.feature_scale_, type(self).__name__)
             if prompts is not None:
                 self.prompt_mean_, self.prompt_scale_ = _location_scale(prompts)
         prompts = self._prompts_in_units(prompts)
