@@ -177,3 +177,16 @@ def test_columns_in_different_units_are_named(linear, make):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FeatureScaleWarning)
         make().fit(linear.X_chosen * 50.0, linear.X_rejected * 50.0, linear.users)  # one unit for all: silent
+
+
+@pytest.mark.parametrize("alpha", [1e-12, 1e-9])
+def test_a_penalty_too_small_to_bound_separable_weights_warns(separable, alpha):
+    """BradleyTerry(alpha=1e-12) on separable pairs reported converged_=True with |w| = 3.4e3 and no
+    warning (the check wanted every margin saturated; a near-tie pair is not)."""
+    chosen, rejected, _ = separable
+    with pytest.warns(ConvergenceWarning, match="linearly separable"):
+        model = BradleyTerry(alpha=alpha, device="cpu").fit(chosen, rejected)
+    assert model.converged_ is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        BradleyTerry(device="cpu").fit(chosen, rejected)  # the default alpha=1 bounds them: silent
