@@ -17,6 +17,8 @@ SMALL = {
     "n_variants": 3,
     "n_permutations": 99,
     "n_align_people": 40,
+    "n_persona_items": 3,
+    "vpl_steps": 100,
     "n_rsa_items": 30,
     "n_boot": 200,
     "embedding_cache": "none",

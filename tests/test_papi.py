@@ -20,6 +20,7 @@ from plural_kit.data.papi import (
     group_summaries,
     keyed_answers,
     personality_scores,
+    plot_domain_scores,
 )
 
 
@@ -124,6 +125,11 @@ def test_group_summaries(papi):
     assert ages.groupby("age")["n"].first().sum() == 300
     with pytest.raises(ValueError, match="by must be"):
         group_summaries(papi, "height")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    assert plot_domain_scores(papi, by_sex, ax=ax) is ax and "mean of female / male" in ax.get_legend_handles_labels()[1]
+    plt.close(fig)
 
 
 def test_pairs_derived_from_ratings(papi):

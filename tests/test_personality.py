@@ -8,7 +8,10 @@ from tiny_models import tiny_causal_lm
 from plural_kit.audit import AnswerScorer, PromptDesign, answer_distributions
 from plural_kit.audit.personality import (
     IPIP_INSTRUCTION,
+    alignment_study,
+    item_structure,
     persona_prompt,
+    persona_ratings,
     personality_alignment,
     personality_items,
     personality_profile,
@@ -109,6 +112,40 @@ def test_audit_on_a_tiny_model(tiny_engine, people):
     assert list(al.errors.columns) == ["population mean", "own domain means", "own offset", "persona prompt"]
     assert al.errors.to_numpy().min() >= 0
     check_result(al)
+
+
+def test_persona_ratings_batch_equals_one_call_per_person(tiny_engine, people):
+    items = personality_items(people.items, n_per_domain=1, keyed=False)
+    systems = ["You are very calm.", "You are a worrier who never stops thinking about what could go wrong."]
+    got = persona_ratings(tiny_engine, items, systems, PLAIN, orders=("original", "reversed"))
+    want = [np.mean([answer_distributions(tiny_engine, items, PLAIN.with_(order=o, system=s)).expected()
+                     for o in ("original", "reversed")], axis=0) for s in systems]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    with pytest.raises(ValueError, match="at least one system prompt"):
+        persona_ratings(tiny_engine, items, [], PLAIN)
+
+
+def test_alignment_study_and_item_structure_follow_the_protocol(tiny_engine, people):
+    study = alignment_study(people, n_people=30, engine=tiny_engine, design=PLAIN, n_persona_people=3,
+                            n_persona_items=2, n_boot=50)
+    assert [c.name for c in study.claims()] == ["own_domain_means_beats_population_mean",
+                                                "own_offset_beats_population_mean",
+                                                "persona_prompt_beats_population_mean"]
+    assert len(study.persona.errors) == 3 and study.persona.predictions["item"].nunique() == 2
+    assert "You are a person with this personality" in study.example_prompt
+    check_result(study)
+    assert [c.name for c in alignment_study(people, n_people=30, n_boot=50).claims()][-1] == \
+        "own_offset_beats_population_mean"
+    with pytest.raises(ValueError, match="n_persona_people"):
+        alignment_study(people, n_people=5, n_persona_people=6)
+    rng = np.random.default_rng(0)
+    structure = item_structure(people, rng.standard_normal((len(people.items), 8)), n_per_domain=4,
+                               n_permutations=49, n_boot=50)
+    assert len(structure.model.rdm_a) == 20
+    assert structure.claims()["people_halves_agree"].holds
+    check_result(structure)
+    with pytest.raises(ValueError, match="one row per item"):
+        item_structure(people, np.zeros((3, 2)))
 
 
 def test_persona_prompt_names_levels(people):

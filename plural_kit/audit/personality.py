@@ -19,6 +19,11 @@ the held-out items (rating points), the population mean, the person's own domain
 back to each statement), the population mean moved by the person's domain offsets, a persona prompt built from their profile and, optionally, activation
 steering along difference-in-means trait directions with a per-person strength chosen on the
 person's training items (:func:`steered_answers`, the PAS idea on the engine's hooks).
+:func:`alignment_study` runs the baselines on many people and the persona prompt on a few
+(:func:`persona_ratings`: every person's prompts in one batched engine call).
+
+**Item structure**: :func:`item_structure` compares people's item dissimilarities with a
+model's (:mod:`plural_kit.audit.rsa`), with two halves of the people as the ceiling.
 """
 from __future__ import annotations
 
@@ -33,10 +38,12 @@ from plural_kit import stats, viz
 from plural_kit.audit.distributions import (
     AnswerDistributions,
     AnswerScorer,
+    LogprobScorer,
     MultipleChoiceItem,
     PromptDesign,
     answer_distributions,
     build_prompt,
+    check_scorer_output,
 )
 from plural_kit.audit.metrics import AuditInputError
 from plural_kit.audit.mfq import (
@@ -45,6 +52,12 @@ from plural_kit.audit.mfq import (
     foundation_scores,
     nearest_country_claim,
     position_claim,
+)
+from plural_kit.audit.rsa import (
+    RSAResult,
+    answer_dissimilarity,
+    cosine_dissimilarity,
+    rsa,
 )
 from plural_kit.claims import Claim, Claims, claim_paired
 from plural_kit.data.papi import (
@@ -59,8 +72,9 @@ from plural_kit.io import jsonable
 from plural_kit.probes.directions import activation_addition, mean_difference
 from plural_kit.results import Result, Summary, frame_summary
 
-__all__ = ["IPIP_INSTRUCTION", "IPIP_OPTIONS", "AlignmentResult", "PersonalityProfile", "item_answers",
-           "persona_prompt", "personality_alignment", "personality_items", "personality_profile", "statement",
+__all__ = ["IPIP_INSTRUCTION", "IPIP_OPTIONS", "AlignmentResult", "AlignmentStudy", "ItemStructure",
+           "PersonalityProfile", "alignment_study", "item_answers", "item_structure", "persona_prompt",
+           "persona_ratings", "personality_alignment", "personality_items", "personality_profile", "statement",
            "steered_answers", "trait_directions"]
 
 IPIP_OPTIONS = ("Very inaccurate", "Moderately inaccurate", "Neither accurate nor inaccurate", "Moderately accurate",
@@ -283,8 +297,22 @@ class AlignmentResult(Result):
                              xlabel="mean |prediction - answer| (rating points)", title=title)
 
 
-def _ratings(runs: Sequence[AnswerDistributions]) -> np.ndarray:
-    return np.mean([r.expected() for r in runs], axis=0)
+def persona_ratings(engine: Engine | AnswerScorer, items: Sequence[MultipleChoiceItem], systems: Sequence[str],
+                    design: PromptDesign, *, orders: Sequence[str] = ("original", "reversed")) -> np.ndarray:
+    """Expected ratings (n_systems, n_items) of ``items`` under each system prompt, averaged over
+    ``orders``: every (order, system, item) prompt goes through the engine in one batched call."""
+    if not systems or not orders:
+        raise AuditInputError("persona_ratings needs at least one system prompt and one order")
+    items = list(items)
+    scorer = engine if isinstance(engine, AnswerScorer) else LogprobScorer(engine)
+    built = [build_prompt(it, design.with_(order=o, system=s), scorer, item_index=i)
+             for o in orders for s in systems for i, it in enumerate(items)]
+    every = items * (len(orders) * len(systems))
+    pos, _ = check_scorer_output(scorer.score([b[0] for b in built], [b[2] for b in built]), every)
+    probs = np.empty_like(pos)
+    np.put_along_axis(probs, np.stack([b[1] for b in built]), pos, axis=1)   # back to the original option order
+    rating = (probs * np.array([it.ordinal for it in every], dtype=float)).sum(axis=1)
+    return rating.reshape(len(orders), len(systems), len(items)).mean(axis=0)
 
 
 def personality_alignment(data: PAPI, people: Sequence, *, train_items: Sequence[str] | None = None,
@@ -331,9 +359,8 @@ def personality_alignment(data: PAPI, people: Sequence, *, train_items: Sequence
     if engine is not None:
         population = scores[others]
         own = pd.DataFrame(_train_domain_scores(keyed[rows][:, tr], domains[tr]), index=people)
-        preds["persona prompt"] = np.stack([
-            _ratings([answer_distributions(engine, test_mc, design.with_(order=o, system=persona_prompt(own.loc[p], population)))
-                      for o in orders]) for p in people])
+        preds["persona prompt"] = persona_ratings(engine, test_mc, [persona_prompt(own.loc[p], population)
+                                                                   for p in people], design, orders=orders)
     if steering:
         train_mc = personality_items(data.items.set_index("item").loc[train].reset_index(), keyed=False)
         preds["steering"] = np.stack([steered_answers(person_train=raw.to_numpy()[r, tr], train_items=train_mc,
@@ -406,3 +433,136 @@ def steered_answers(*, engine: Engine, directions: Mapping[str, np.ndarray], lay
             best, best_err = float(alpha), err
     with activation_addition(engine, vec, layer, alpha=best):
         return answer_distributions(engine, test_items, design).expected()
+
+
+# ------------------------------------------------------------------------------------------ the lesson's studies
+@dataclass(repr=False)
+class AlignmentStudy(Result):
+    """:func:`alignment_study`: the baselines on many people (``baselines``) and, with a model, the
+    persona prompt on a few people and items (``persona``, with the population mean on the same ones)."""
+
+    baselines: AlignmentResult
+    persona: AlignmentResult | None = None
+    example_prompt: str = ""
+
+    title = "Personality alignment: error on a person's held-out items"
+
+    def _parts(self) -> list[AlignmentResult]:
+        return [r for r in (self.baselines, self.persona) if r is not None]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per (people x items, method): mean error with its interval over people (a new frame)."""
+        frames = []
+        for r in self._parts():
+            f = r.to_frame().reset_index()
+            f.insert(0, "sample", f"{len(r.errors)} people x {r.predictions['item'].nunique()} items")
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
+
+    def claims(self) -> Claims:
+        """The baselines' claims and, with a model, ``persona_prompt_beats_population_mean``."""
+        out = list(self.baselines.claims())
+        return Claims(out + ([self.persona.claim("persona prompt")] if self.persona is not None else []))
+
+    def to_dict(self) -> dict:
+        return jsonable({"table": self.to_frame().to_dict(orient="records"), "claims": self.claims().to_dict()})
+
+    def _repr_fields(self) -> dict:
+        return {"people": len(self.baselines.errors), "persona_people": 0 if self.persona is None
+                else len(self.persona.errors)}
+
+    def plot(self, ax=None, title: str | None = None):
+        """Mean error per method and sample with its interval (points)."""
+        f = self.to_frame()
+        f.index = f["method"] + " (" + f["sample"] + ")"
+        return viz.intervals(f, estimate="mae", kind="point", ax=ax, title=title or self.title,
+                             xlabel="mean |prediction - answer| (rating points)")
+
+
+def alignment_study(data: PAPI, *, n_people: int = 60, engine: Engine | AnswerScorer | None = None,
+                    design: PromptDesign | None = None, orders: Sequence[str] = ("original", "reversed"),
+                    n_persona_people: int = 4, n_persona_items: int = 4, confidence: float = 0.95,
+                    n_boot: int = 1000, seed: int = 0) -> AlignmentStudy:
+    """:func:`personality_alignment` for ``n_people`` drawn people (short form -> the other 180 items)
+    and, with an ``engine``, for the first ``n_persona_people`` of them with a persona prompt on
+    ``n_persona_items`` drawn held-out items (each costs ``len(orders)`` prompts)."""
+    rng = np.random.default_rng(seed)
+    ids = data.people["person"].to_numpy()
+    if not 0 < n_persona_people <= n_people <= len(ids):
+        raise AuditInputError(f"need 0 < n_persona_people <= n_people <= {len(ids)}; got {n_persona_people}, "
+                              f"{n_people}")
+    chosen = ids[rng.permutation(len(ids))]
+    kw = {"confidence": confidence, "n_boot": n_boot, "seed": seed}
+    baselines = personality_alignment(data, chosen[:n_people], **kw)
+    if engine is None:
+        return AlignmentStudy(baselines)
+    held_out = data.items.loc[~data.items["short_form"], "item"].to_numpy()
+    persona = personality_alignment(data, chosen[:n_persona_people], engine=engine, design=design, orders=orders,
+                                    test_items=rng.choice(held_out, n_persona_items, replace=False), **kw)
+    scores = personality_scores(data)
+    return AlignmentStudy(baselines, persona, persona_prompt(scores.loc[chosen[0]], scores))
+
+
+@dataclass(repr=False)
+class ItemStructure(Result):
+    """:func:`item_structure`: RSA of people's item structure against the model's (``model``) and,
+    as a ceiling, between two halves of the people (``ceiling``)."""
+
+    model: RSAResult
+    ceiling: RSAResult
+
+    title = "How human-like is the model's item structure? (Spearman RSA)"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per comparison: rho with its interval over items and the Mantel p-value (a new frame)."""
+        rows = {f"{r.names[0]} vs {r.names[1]}": {**r.interval.to_dict(), "p_value": r.p_value}
+                for r in (self.ceiling, self.model)}
+        out = pd.DataFrame.from_dict(rows, orient="index")
+        out.index.name = "comparison"
+        return out
+
+    def claims(self) -> Claims:
+        """``people_halves_agree`` and ``hidden_states_like_people``."""
+        return Claims([self.ceiling.claim("people_halves_agree", "two halves of the people give the same item "
+                                          "structure"),
+                       self.model.claim("hidden_states_like_people", "the model's hidden states place items as "
+                                        "people's answers do (Spearman RSA above 0)")])
+
+    def to_dict(self) -> dict:
+        return jsonable({"model": self.model.to_dict(), "ceiling": self.ceiling.to_dict()})
+
+    def _repr_fields(self) -> dict:
+        return {"items": len(self.model.rdm_a), "rho": self.model.rho, "ceiling": self.ceiling.rho}
+
+    def plot(self, ax=None, title: str | None = None):
+        """Over the pairs of items, as ranks (what Spearman's rho compares; 0 = the closest pair): the
+        people's dissimilarity (x) against the other half's and the model's (y), each with its rho."""
+        ax = viz._axes(ax, (6, 4.5))
+        for r in (self.ceiling, self.model):
+            f = r.to_frame()[list(r.names)].rank(pct=True)
+            ax.scatter(f[r.names[0]], f[r.names[1]], s=10, alpha=0.5,
+                       label=f"{r.names[1]} vs {r.names[0]} (rho = {r.rho:.2f})")
+        ax.set(xlabel="people's dissimilarity (rank, 0-1)", ylabel="other dissimilarity (rank, 0-1)",
+               title=title or self.title)
+        ax.legend(loc="upper left", markerscale=2)
+        return ax
+
+
+def item_structure(data: PAPI, vectors: np.ndarray, *, n_per_domain: int = 12, n_permutations: int = 999,
+                   confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> ItemStructure:
+    """RSA over the first ``n_per_domain`` items of each domain: people's ``1 - correlation`` of answers
+    (:func:`~plural_kit.audit.rsa.answer_dissimilarity`) against the cosine distance of ``vectors``
+    ((300, d), one row per item of ``data.items``, e.g. hidden states), and odd against even people."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) != len(data.items):
+        raise AuditInputError(f"vectors must be ({len(data.items)}, d), one row per item; got {vectors.shape}")
+    chosen = data.items.groupby("domain", sort=False).head(int(n_per_domain))
+    answers = data.matrix()[chosen["item"]].to_numpy()
+    kw = {"labels": chosen["item"], "n_permutations": n_permutations, "confidence": confidence, "n_boot": n_boot,
+          "seed": seed}
+    rows = data.items.index.get_indexer(chosen.index)
+    model = rsa(answer_dissimilarity(answers), cosine_dissimilarity(vectors[rows]), names=("people", "hidden states"),
+                **kw)
+    ceiling = rsa(answer_dissimilarity(answers[::2]), answer_dissimilarity(answers[1::2]),
+                  names=("people (odd)", "people (even)"), **kw)
+    return ItemStructure(model, ceiling)

@@ -37,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from plural_kit import stats
+from plural_kit import stats, viz
 from plural_kit.data._io import parse, stamp
 from plural_kit.data.schema import validate_preferences
 
@@ -52,6 +52,7 @@ __all__ = [
     "load_papi",
     "make_papi_preferences",
     "personality_scores",
+    "plot_domain_scores",
 ]
 
 #: the Big-Five domains in the file's letters, and their names
@@ -235,6 +236,17 @@ def group_summaries(data: PAPI, by: str = "sex", *, age_bins: tuple[int, ...] = 
         rows.append({by: getattr(r, by), "domain": r.foundation, "n": r.n, "mean": iv.estimate,
                      "ci_low": iv.ci_low, "ci_high": iv.ci_high, "sd": r.sd})
     return pd.DataFrame(rows)
+
+
+def plot_domain_scores(data: PAPI, summaries: pd.DataFrame | None = None, *, ax=None,
+                       title: str = "Big-Five scores of 300 people"):
+    """Boxes of every person's domain scores with the group means of ``summaries``
+    (:func:`group_summaries`) as dots; returns the axes."""
+    long = personality_scores(data).melt(var_name="foundation", value_name="scores")
+    dots = None if summaries is None else summaries.rename(columns={"domain": "foundation", "mean": "scores"})
+    label = "group means" if summaries is None else "mean of " + " / ".join(map(str, summaries.iloc[:, 0].unique()))
+    return viz.boxes(long, x="foundation", y="scores", dots=dots, dots_label=label, ylabel="domain score (1-5)",
+                     title=title, ax=ax)
 
 
 def _pairs(answers: np.ndarray, items: np.ndarray, n_pairs: int, rng: np.random.Generator) -> list[tuple[int, int]]:
