@@ -1,4 +1,4 @@
-"""Synthetic worlds of lesson 06 (noise or disagreement) and the experiments run on them.
+"""The worlds of lesson 06 (noise or disagreement), synthetic and on persona text, and the experiments run on them.
 
 ==================================  ==============================================================
 function                            what it builds or runs
@@ -12,6 +12,12 @@ function                            what it builds or runs
                                     ("helpful" careful, "harmless" noisy); :func:`source_of`
 :func:`rerank`                      best-of-n by a MultiHeadBT's heads, raw sum vs conjunction,
                                     winners judged by the true rewards (BestOfN)
+:func:`trait_statements`            real text: persona pairs of two traits, statements embedded
+:func:`trait_heads`                 one MultiHeadBT head per trait on those statements (the second
+                                    trait's labels noisy)
+:func:`rerank_statements`           best-of-n by those heads, responses of one held-out statement
+                                    per trait, winners judged by the statements' labels (BestOfN)
+:func:`head_transfer`               each trait head on each trait's held-out pairs (HeadTransfer)
 :func:`weighted_user_preferences`   users whose reward weighs the groups' rewards (simplex rows)
 :func:`weigh_objectives`            new users' weights on the heads from a few pairs (UserWeights)
 :func:`source_calibration`          ECE per source: own heads vs one pooled BT (SourceCalibration)
@@ -25,13 +31,16 @@ reward equally often in both worlds: from agreement alone, noise and a view look
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from plural_kit import viz
-from plural_kit.claims import Claims, claim_difference, claim_mean
+from plural_kit.claims import Claims, claim_difference, claim_mean, claim_proportion
+from plural_kit.data.persona import make_persona_preferences
 from plural_kit.data.synthetic import (SyntheticPreferences, first_pairs_per_user, make_ideal_point_preferences,
                                       split_pairs)
 from plural_kit.io import jsonable
@@ -39,11 +48,14 @@ from plural_kit.results import Result, Summary, frame_summary
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.conditioned import condition
 from plural_kit.reward.evaluation import metric_claim
-from plural_kit.reward.experiments import ModelComparison, compare_models
+from plural_kit.reward.experiments import ModelComparison, compare_models, reduce_embeddings, text_pairs
 from plural_kit.reward.mixture import MixtureBT
 from plural_kit.reward.multihead import MultiHeadBT, calibration_by_source
 from plural_kit.reward.reliability import ReliabilityBT
-from plural_kit.reward.transforms import BestOfN, compare_best_of_n
+from plural_kit.reward.transforms import COMBINE, BestOfN, best_of_n, compare_best_of_n
+
+if TYPE_CHECKING:
+    from plural_kit.embed import EmbeddingExtractor
 
 MAJORITY, MINORITY = 0, 1
 
@@ -251,6 +263,146 @@ def rerank(model: MultiHeadBT, data: SyntheticPreferences, n_prompts: int = 200,
     heads = model.head_rewards(x).reshape(n_prompts, n_candidates + 1, -1)
     true = np.stack([data.true_reward(x, g) for g in range(data.n_groups)], axis=1).reshape(heads.shape)
     return compare_best_of_n(heads[:, :-1], heads[:, -1], [str(h) for h in model.heads_], true[:, :-1], true[:, -1])
+
+
+def _trait_table(table: pd.DataFrame) -> list[str]:
+    traits = list(pd.unique(table["trait"]))
+    bad = table["polarity"].ne(1).any() or table.groupby("trait")["group"].nunique().ne(1).any()
+    if len(traits) != 2 or bad:
+        raise ValueError(f"'table' must hold pairs of two traits, each with polarity +1 in its own group; got {traits}")
+    return traits
+
+
+def trait_statements(objectives: Sequence[str], n_train_pairs: int, n_test_pairs: int, extractor: EmbeddingExtractor,
+                     n_components: int = 32, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(table, embeddings)``: persona pairs of two traits and their statements, embedded.
+
+    ``table``: :func:`~plural_kit.data.make_persona_preferences` with one user per trait holding it
+    (polarity +1), ``n_train_pairs`` ``"train"`` and ``n_test_pairs`` ``"test"`` pairs each (test
+    pairs on held-out statements); ``embeddings``: ``extractor``'s hidden states of every statement
+    reduced by :func:`~plural_kit.reward.experiments.reduce_embeddings` (fitted on the training
+    statements), (n_statements, n_components) indexed by text.
+    """
+    if len(objectives) != 2:
+        raise ValueError(f"'objectives' must name two persona traits; got {list(objectives)}")
+    table = make_persona_preferences(list(objectives), groups=[{t: 1} for t in objectives], users_per_group=1,
+                                     unseen_users_per_group=0, n_train_pairs=n_train_pairs, n_test_pairs=n_test_pairs,
+                                     n_adapt_pairs=0, seed=seed)
+    texts = pd.unique(table[["chosen", "rejected"]].to_numpy().ravel())
+    train = pd.unique(table.loc[table["split"] == "train", ["chosen", "rejected"]].to_numpy().ravel())
+    embeddings = reduce_embeddings(extractor.encode(list(texts)), texts, fit_on=train, n_components=n_components,
+                                   seed=seed)
+    return table, embeddings
+
+
+def trait_heads(embeddings: pd.DataFrame, table: pd.DataFrame, reliability: float = 0.7, seed: int = 0,
+                device: str = "auto") -> MultiHeadBT:
+    """A :class:`MultiHeadBT` head per trait, fitted on embedded persona statements.
+
+    ``table``: :func:`~plural_kit.data.make_persona_preferences` pairs of two traits, each held
+    with polarity +1 by its own users (``groups=[{a: 1}, {b: 1}]``); ``embeddings``: one row per
+    statement (index: the text). Each head is fitted on its trait's ``"train"`` pairs, the second
+    trait's labels flipped with probability ``1 - reliability`` (noisy annotators).
+    """
+    if not 0.5 < reliability <= 1.0:
+        raise ValueError(f"reliability must be in (0.5, 1]: the share of the noisy trait's labels kept; got {reliability}")
+    traits = _trait_table(table)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    flip = (train["trait"] == traits[1]).to_numpy() & (np.random.default_rng(seed).random(len(train)) >= reliability)
+    train.loc[flip, ["chosen", "rejected"]] = train.loc[flip, ["rejected", "chosen"]].to_numpy()
+    chosen, rejected, _ = text_pairs(embeddings, train)
+    return MultiHeadBT(device=device).fit(chosen, rejected, train["trait"].to_numpy())
+
+
+def _head_order(heads: MultiHeadBT, traits) -> list[int]:
+    missing = [t for t in traits if t not in list(heads.heads_)]
+    if missing:
+        raise ValueError(f"'heads' has no head for {missing}; heads: {list(heads.heads_)}")
+    return [list(heads.heads_).index(t) for t in traits]
+
+
+def rerank_statements(heads: MultiHeadBT, embeddings: pd.DataFrame, table: pd.DataFrame, n_prompts: int = 200,
+                      n_candidates: int = 8, seed: int = 0) -> BestOfN:
+    """Best-of-``n_candidates`` on real text by :func:`trait_heads`, raw sum vs conjunction.
+
+    A response is one held-out (``"test"``) statement of each trait, its features the mean of
+    theirs (the heads are linear); each prompt has ``n_candidates`` random responses and one more
+    as the reference of the log-sigmoid centring. Winners are judged by the labels: good on a
+    trait when its statement is one a holder of the trait would say (truth 1 vs 0, reference
+    0.5). ``frame`` gains ``response``: the winner's two statements joined by " / ".
+    """
+    traits = _trait_table(table)
+    rng = np.random.default_rng(seed)
+    test = table[table["split"] == "test"]
+    pools = [pd.concat([pd.Series(1.0, index=pd.unique(g["chosen"])), pd.Series(0.0, index=pd.unique(g["rejected"]))])
+             for t in traits for g in [test[test["trait"] == t]]]  # statement -> label, per trait
+    picks = [pool.index.to_numpy()[rng.integers(0, len(pool), (n_prompts, n_candidates + 1))] for pool in pools]
+    x = sum(embeddings.loc[p.ravel()].to_numpy() for p in picks) / 2.0
+    seen = heads.head_rewards(x)[:, _head_order(heads, traits)].reshape(n_prompts, n_candidates + 1, 2)
+    truth = np.stack([pool.loc[p.ravel()].to_numpy() for pool, p in zip(pools, picks, strict=True)],
+                     axis=1).reshape(seen.shape)
+    best = compare_best_of_n(seen[:, :-1], seen[:, -1], traits, truth[:, :-1], np.full((n_prompts, 2), 0.5))
+    texts = np.char.add(np.char.add(picks[0].astype(str), " / "), picks[1].astype(str))  # (prompts, n + 1)
+    winners = np.concatenate([best_of_n(seen[:, :-1], seen[:, -1], m) for m in COMBINE])
+    return replace(best, frame=best.frame.assign(response=texts[best.frame["prompt"].to_numpy(), winners]))
+
+
+@dataclass(frozen=True, repr=False)
+class HeadTransfer(Result):
+    """How each trait head orders each trait's held-out pairs.
+
+    ``correct``, ``pairs``: DataFrames (head x trait) of pairs ordered right and pairs; ``spread``:
+    Series head -> standard deviation of its rewards over the held-out statements.
+    """
+
+    correct: pd.DataFrame
+    pairs: pd.DataFrame
+    spread: pd.Series
+
+    def to_frame(self) -> pd.DataFrame:
+        """Accuracy (head x trait) and each head's reward spread."""
+        return (self.correct / self.pairs).add_prefix("accuracy on ").assign(spread=self.spread)
+
+    def summary(self) -> Summary:
+        return frame_summary("Each trait head on each trait's held-out pairs", self.to_frame())
+
+    def to_dict(self) -> dict:
+        return jsonable(self.to_frame().reset_index().to_dict(orient="list"))
+
+    def _repr_fields(self) -> dict:
+        return {"heads": list(self.correct.index)}
+
+    def claims(self, confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Claims:
+        """``wide_head_ranks_other_trait``: the head with the widest rewards (the one a raw sum follows)
+        orders the *other* trait's held-out pairs right more often than chance (Wilson interval over
+        pairs; ``n_boot`` and ``seed`` unused)."""
+        h = self.spread.idxmax()
+        t = next(c for c in self.correct.columns if c != h)
+        return Claims([claim_proportion(
+            "wide_head_ranks_other_trait", f"the {h} head (the widest) orders held-out {t} pairs right more often "
+            "than chance", int(self.correct.loc[h, t]), int(self.pairs.loc[h, t]), quantity="accuracy",
+            confidence=confidence)])
+
+    def plot(self, ax=None):
+        """Accuracy per head (rows) and trait (columns)."""
+        return viz.heatmap(self.correct / self.pairs, ax=ax)
+
+
+def head_transfer(heads: MultiHeadBT, embeddings: pd.DataFrame, table: pd.DataFrame) -> HeadTransfer:
+    """Each of :func:`trait_heads`' heads on each trait's held-out (``"test"``) pairs: a :class:`HeadTransfer`."""
+    traits = _trait_table(table)
+    test = table[table["split"] == "test"]
+    order = _head_order(heads, traits)
+    correct = pd.DataFrame(0, index=pd.Index(traits, name="head"), columns=pd.Index(traits, name="trait"))
+    pairs = correct.copy()
+    for t in traits:
+        chosen, rejected, _ = text_pairs(embeddings, test[test["trait"] == t])
+        margin = (heads.head_rewards(chosen) - heads.head_rewards(rejected))[:, order]
+        correct[t], pairs[t] = (margin > 0).sum(axis=0), len(margin)
+    text = pd.unique(test[["chosen", "rejected"]].to_numpy().ravel())
+    spread = pd.Series(heads.head_rewards(embeddings.loc[text].to_numpy())[:, order].std(axis=0), index=correct.index,
+                       name="spread")
+    return HeadTransfer(correct, pairs, spread)
 
 
 @dataclass(frozen=True, repr=False)
