@@ -84,6 +84,23 @@ def check_texts(texts, name: str = "texts") -> list[str]:
     return texts
 
 
+def continuation_ids(engine, prompts, continuations, reduce: str) -> tuple[list[list[int]], list[list[int]]]:
+    """Checked ``(prompt + continuation, continuation)`` token ids of ``continuation_logprobs``, for
+    any engine with ``tokenizer``, ``tokenize`` and ``max_length``: the continuation is tokenised on
+    its own (no special tokens), appended to the prompt's tokens and the whole cut from the left."""
+    prompts = check_texts(prompts, "prompts")
+    continuations = check_texts(continuations, "continuations")
+    if len(prompts) != len(continuations):
+        raise ValueError(f"prompts and continuations differ in length: {len(prompts)} vs {len(continuations)}")
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    conts = [list(c) for c in engine.tokenizer(continuations, add_special_tokens=False)["input_ids"]]
+    for i, c in enumerate(conts):
+        if not c or len(c) >= engine.max_length:
+            raise ValueError(f"continuations[{i}] has {len(c)} tokens; it needs 1..{engine.max_length - 1}")
+    return [(p + c)[-engine.max_length:] for p, c in zip(engine.tokenize(prompts), conts)], conts
+
+
 def check_pooling(pooling) -> None:
     """Raise ``ValueError`` unless ``pooling`` is ``"last"``, ``"mean"`` or an int token offset."""
     is_int = isinstance(pooling, (int, np.integer)) and not isinstance(pooling, bool)
@@ -523,17 +540,7 @@ class ForwardEngine:
         the left to fit ``max_length``; the LM head runs on the continuation positions only.
         """
         self._require_causal("continuation_logprobs")
-        prompts = check_texts(prompts, "prompts")
-        continuations = check_texts(continuations, "continuations")
-        if len(prompts) != len(continuations):
-            raise ValueError(f"prompts and continuations differ in length: {len(prompts)} vs {len(continuations)}")
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
-        conts = [list(c) for c in self.tokenizer(continuations, add_special_tokens=False)["input_ids"]]
-        for i, c in enumerate(conts):
-            if not c or len(c) >= self.max_length:
-                raise ValueError(f"continuations[{i}] has {len(c)} tokens; it needs 1..{self.max_length - 1}")
-        ids = [(p + c)[-self.max_length:] for p, c in zip(self.tokenize(prompts), conts)]
+        ids, conts = continuation_ids(self, prompts, continuations, reduce)
         n_cont = np.array([len(c) for c in conts])
 
         @torch.inference_mode()

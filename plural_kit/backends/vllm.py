@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from plural_kit.engine import ForwardEngine, check_texts
+from plural_kit.engine import ForwardEngine, check_texts, continuation_ids
 
 __all__ = ["VLLMEngine"]
 
@@ -126,17 +126,7 @@ class VLLMEngine:
                               reduce: str = "sum") -> np.ndarray:
         """Log-probability of each continuation after its prompt, ``(n,)`` float32 (see
         :meth:`ForwardEngine.continuation_logprobs`)."""
-        prompts = check_texts(prompts, "prompts")
-        continuations = check_texts(continuations, "continuations")
-        if len(prompts) != len(continuations):
-            raise ValueError(f"prompts and continuations differ in length: {len(prompts)} vs {len(continuations)}")
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
-        conts = [list(c) for c in self.tokenizer(continuations, add_special_tokens=False)["input_ids"]]
-        for i, c in enumerate(conts):
-            if not c or len(c) >= self.max_length:
-                raise ValueError(f"continuations[{i}] has {len(c)} tokens; it needs 1..{self.max_length - 1}")
-        seqs = [(p + c)[-self.max_length:] for p, c in zip(self.tokenize(prompts), conts)]
+        seqs, conts = continuation_ids(self, prompts, continuations, reduce)
         out = []
         for entry, seq, c in zip(self._prompt_logprobs(seqs), seqs, conts):
             lp = [entry[j][seq[j]].logprob for j in range(len(seq) - len(c), len(seq))]
