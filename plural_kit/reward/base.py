@@ -124,15 +124,25 @@ def check_pairs(chosen, rejected, users=None, n_features: int | None = None):
     return chosen, rejected, users
 
 
-def _location_scale(*arrays: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-feature mean (d,) and one scale: the root-mean-square deviation from it (1.0 if all equal)."""
-    x = np.concatenate(arrays)
-    mean = x.mean(axis=0)
-    dev = x - mean
-    top = float(np.abs(dev).max())  # divided out first: features near 1e300 do not overflow the square
+_CHUNK_ROWS = 8192  # rows per block of the standardisation pass (bounded temporaries)
+
+
+def _location_scale(*arrays: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Per-feature mean (d,), one scale (the root-mean-square deviation from the mean; 1.0 if all
+    equal) and each column's standard deviation (d,), in two passes over row blocks (no copy of
+    the data; features near 1e300 are divided by their largest deviation before squaring)."""
+    n = sum(len(a) for a in arrays)
+    mean = sum(a.sum(axis=0) for a in arrays) / n
+    top = max(float(np.maximum(np.abs(a.max(axis=0) - mean), np.abs(a.min(axis=0) - mean)).max()) for a in arrays)
     if not (top > 0 and np.isfinite(top)):
-        return mean, 1.0
-    return mean, top * float(np.sqrt(np.mean((dev / top) ** 2)))
+        return mean, 1.0, np.zeros_like(mean)
+    sq = np.zeros_like(mean)
+    for a in arrays:
+        for start in range(0, len(a), _CHUNK_ROWS):
+            d = (a[start:start + _CHUNK_ROWS] - mean) / top
+            sq += np.einsum("ij,ij->j", d, d)
+    scale = top * float(np.sqrt(sq.sum() / (n * sq.size)))
+    return mean, (scale if scale > 0 else 1.0), top * np.sqrt(sq / n)
 
 
 #: columns whose spreads differ by more than this factor are taken to be in different units
@@ -143,11 +153,9 @@ class FeatureScaleWarning(UserWarning):
     """The feature columns of a standardising fitter are on very different scales (different units?)."""
 
 
-def _warn_mixed_units(chosen: np.ndarray, rejected: np.ndarray, scale: float, name: str) -> None:
-    """One scale keeps the features' geometry, so a column 1,000x wider than another drowns it: say so.
-
-    ``chosen``, ``rejected``: standardised features (no overflow); ``scale``: their raw scale."""
-    spread = np.concatenate([chosen, rejected]).std(axis=0) * scale
+def _warn_mixed_units(spread: np.ndarray, name: str) -> None:
+    """One scale keeps the features' geometry, so a column 1,000x wider than another drowns it: say
+    so. ``spread``: each column's standard deviation (d,)."""
     live = spread[spread > 0]
     if live.size > 1 and live.max() > _MIXED_UNITS * live.min():
         wide, narrow = int(np.argmax(np.where(spread > 0, spread, -np.inf))), int(
@@ -227,11 +235,11 @@ class PreferenceModel(BaseEstimator):
         user_idx = self._set_users(users, chosen.shape[0])
         self.n_features_in_ = chosen.shape[1]
         if self._standardise:
-            self.feature_mean_, self.feature_scale_ = _location_scale(chosen, rejected)
+            self.feature_mean_, self.feature_scale_, spread = _location_scale(chosen, rejected)
+            _warn_mixed_units(spread, type(self).__name__)
             chosen, rejected = self._in_units(chosen), self._in_units(rejected)
-            _warn_mixed_units(chosen, rejected, self.feature_scale_, type(self).__name__)
             if prompts is not None:
-                self.prompt_mean_, self.prompt_scale_ = _location_scale(prompts)
+                self.prompt_mean_, self.prompt_scale_, _ = _location_scale(prompts)
         prompts = self._prompts_in_units(prompts)
         kw = self._prompt_kw(prompts)
         try:
@@ -401,7 +409,11 @@ class PreferenceModel(BaseEstimator):
     # ---- helpers for subclasses -----------------------------------------------------
     def _in_units(self, x: np.ndarray) -> np.ndarray:
         """Features as the hooks see them: standardised where ``_standardise``, else unchanged."""
-        return (x - self.feature_mean_) / self.feature_scale_ if self._standardise else x
+        if not self._standardise:
+            return x
+        out = np.subtract(x, self.feature_mean_)  # the one copy; divided in place
+        out /= self.feature_scale_
+        return out
 
     def _prompts_in_units(self, prompts: np.ndarray | None) -> np.ndarray | None:
         if prompts is None or not self._standardise:
