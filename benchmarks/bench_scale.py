@@ -34,21 +34,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_embed import load_texts  # noqa: E402  (the same persona statements)
+from bench_embed import load_texts, timed  # noqa: E402  (the same persona statements and timer)
 
 
 def row(text: str) -> None:
     print(text, flush=True)
-
-
-def timed(fn, repeat: int = 1):
-    """(output of the last run, median wall time of ``repeat`` runs in s)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return out, float(np.median(times))
 
 
 def wide_random_llama(folder: Path) -> Path:

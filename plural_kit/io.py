@@ -1,6 +1,7 @@
 """Files written safely and values made JSON-able: the one home for both (caches, reports, registries)."""
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import tempfile
@@ -27,6 +28,15 @@ def jsonable(value):
     if hasattr(value, "to_dict"):  # pandas objects
         return jsonable(value.to_dict())
     return value
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:

@@ -366,8 +366,8 @@ def test_downloaded_copy_edited_afterwards_is_refused(http_mirror, tmp_path, mon
 def test_each_file_is_hashed_once_per_process(tmp_path, monkeypatch):
     dest = _copy_home(tmp_path)
     calls = []
-    real = home._sha256_file
-    monkeypatch.setattr(home, "_sha256_file", lambda p: calls.append(p) or real(p))
+    real = home.file_sha256
+    monkeypatch.setattr(home, "file_sha256", lambda p: calls.append(p) or real(p))
     for _ in range(5):
         fetch(REL, data_home=tmp_path / "home")
     assert len(calls) == 1

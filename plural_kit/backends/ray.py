@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from plural_kit.engine import Layer, Pooling, check_pooling, check_texts
-from plural_kit.io import atomic_write, atomic_write_text
+from plural_kit.io import atomic_write, atomic_write_text, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,6 @@ class _EngineActor:
         return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _inputs_digest(ids: Sequence, texts: Sequence[str]) -> str:
     """sha256 hex of a shard's inputs: each row's id and text."""
     h = hashlib.sha256(b"plural_kit shard inputs v1")
@@ -170,7 +162,7 @@ class ShardedOutput:
         for k in range(n_shards):
             entry = shards.get(str(k))
             file = self.path / (entry["file"] if entry else _shard_name(k))
-            if entry is None or not file.is_file() or _file_sha256(file) != entry["sha256"]:
+            if entry is None or not file.is_file() or file_sha256(file) != entry["sha256"]:
                 raise ValueError(f"shard {file} is missing, incomplete or damaged; run the same write_* call on "
                                  f"{self.path} again to compute it")
             table = pq.read_table(file)
@@ -490,7 +482,7 @@ class RayEngine:
                 problem = "was written for other inputs"
             elif not file.is_file():
                 problem = "is missing"
-            elif _file_sha256(file) != entry["sha256"]:
+            elif file_sha256(file) != entry["sha256"]:
                 problem = "does not match its sha256 in the manifest (damaged or edited)"
             else:
                 reused.append(k)
@@ -531,7 +523,7 @@ class RayEngine:
                 file = path / _shard_name(k)
                 atomic_write(file, lambda fh, t=table: pq.write_table(t, fh))
                 manifest["shards"][str(k)] = {"file": file.name, "rows": len(order_rows),
-                                              "inputs_sha256": digests[k], "sha256": _file_sha256(file)}
+                                              "inputs_sha256": digests[k], "sha256": file_sha256(file)}
                 atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=1))
                 computed.append(k)
         if len(computed) != len(todo):

@@ -28,13 +28,14 @@ ctime, inode), so each file is hashed once per process (all 178 registered files
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
+
+from plural_kit.io import file_sha256
 
 __all__ = [
     "DATA_HOME_ENV",
@@ -107,14 +108,6 @@ _VERIFIED: dict[tuple, str] = {}  # (path, mtime_ns, size, ctime_ns, inode) -> s
 _VERIFIED_LOCK = threading.Lock()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify(path: str | os.PathLike, relative_path: str | os.PathLike) -> Path:
     """Check a local copy of a registered file against the registry's size and sha256; return ``path``.
 
@@ -135,7 +128,7 @@ def verify(path: str | os.PathLike, relative_path: str | os.PathLike) -> Path:
     stamp = (str(path), st.st_mtime_ns, st.st_size, st.st_ctime_ns, st.st_ino)
     if _VERIFIED.get(stamp) == entry["sha256"]:
         return path
-    actual = _sha256_file(path)
+    actual = file_sha256(path)
     if actual != entry["sha256"] or st.st_size != entry["size"]:
         packaged = packaged_path(rel)
         if packaged is not None and path.resolve() == packaged.resolve():

@@ -62,6 +62,7 @@ from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
 
 _MAX_POPULATION_LATENTS = 64  # known users averaged over for the population prediction
 _N_REFERENCE = 256  # reference items for the pairwise reward scaling
+_PRUNE = 1e-9  # an adapted user's candidate latent below this weight (relative to the best) is dropped
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -315,6 +316,7 @@ class VPL(PreferenceModel):
             margin = self._decode(chosen, z) - self._decode(rejected, z)
             np.add.at(loglik[:, j], local, -np.logaddexp(0.0, -margin))  # log sigmoid(margin)
         w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        w[w < _PRUNE] = 0.0  # candidates the pairs rule out cost no decoding at prediction
         w /= w.sum(axis=1, keepdims=True)
         self._components[users], self._weights[users] = cand, w
         mean = (w[..., None] * cand).sum(1)
