@@ -147,6 +147,17 @@ class Claims(Result):
         self._claims[claim.name] = claim
         return claim
 
+    def extend(self, claims: Iterable[Claim]) -> Claims:
+        """:meth:`add` each of ``claims`` and return them as a new :class:`Claims` (``print`` it: one
+        line each)."""
+        new = Claims(claims)                                   # checks types and repeated names first
+        taken = [c.name for c in new if c.name in self._claims]
+        if taken:
+            raise ValueError(f"claims named {taken} are already in this collection")
+        for c in new:
+            self.add(c)
+        return new
+
     def __getitem__(self, name: str) -> Claim:
         try:
             return self._claims[name]

@@ -47,6 +47,16 @@ def test_claims_collection_round_trips_to_json_and_rejects_duplicates():
         C.Claim.from_interval("not a name", "s", Interval(0, 0, 0))
 
 
+def test_extend_adds_all_or_nothing_and_returns_the_new_claims():
+    cs = C.Claims([C.claim_proportion("a", "s", 3, 10)])
+    added = cs.extend([C.claim_proportion("b", "s", 9, 10), C.claim_proportion("c", "s", 1, 10)])
+    assert [c.name for c in added] == ["b", "c"] and list(cs.outcomes()) == ["a", "b", "c"]
+    assert str(added).splitlines()[0].startswith("claim b: ")
+    with pytest.raises(ValueError, match=r"\['a'\] are already"):
+        cs.extend([C.claim_proportion("d", "s", 1, 2), C.claim_proportion("a", "s", 1, 2)])
+    assert list(cs.outcomes()) == ["a", "b", "c"]                          # nothing of the failed call was added
+
+
 def test_paired_and_difference_claims():
     rng = np.random.default_rng(0)
     base = rng.normal(0, 3, 40)

@@ -21,6 +21,7 @@ from plural_kit.reward.evaluation import (
     few_shot_curve,
     few_shot_curves,
     gap_change_claim,
+    group_difference_claim,
     metric_claim,
     per_user_difference,
 )
@@ -113,6 +114,29 @@ def test_ari_claim_perfect_random_and_alignment():
     assert ari_claim("chance", "s", truth, random).outcome == NOT_DISTINGUISHABLE
     with pytest.raises(ValueError, match="no true group"):
         ari_claim("x", "s", truth.iloc[:10], random)
+
+
+def test_group_difference_claim_finds_the_planted_covariate_and_not_noise():
+    rng = np.random.default_rng(0)
+    users = pd.Index([f"u{i}" for i in range(120)])
+    groups = pd.Series(np.repeat(["x", "y"], 60), index=users)
+    noise = pd.DataFrame(rng.normal(size=(120, 5)), index=users, columns=list("OCEAN"))
+    planted = noise.assign(E=noise["E"] + np.where(groups == "x", -1.0, 1.0))     # 2 SD of the noise apart
+    claim = group_difference_claim("g", "s", groups.iloc[::-1], planted, n_boot=400)
+    assert claim.outcome == HOLDS and claim.details["largest"] == "E" and claim.estimate > 1.0
+    assert claim.confidence == pytest.approx(0.99)                                  # Bonferroni over 5
+    swapped = group_difference_claim("g", "s", groups.map({"x": "y", "y": "x"}), planted, n_boot=400)
+    assert swapped.estimate == pytest.approx(claim.estimate)                        # labels are arbitrary
+    null = [group_difference_claim("g", "s", groups, pd.DataFrame(rng.normal(size=(120, 5)), index=users),
+                                   n_boot=200, seed=s).outcome for s in range(10)]
+    assert null.count(HOLDS) <= 2
+    assert group_difference_claim("g", "s", groups, noise["O"] * 30 + 40, n_boot=200).details["largest"] == "O"
+    with pytest.raises(ValueError, match="two groups"):
+        group_difference_claim("g", "s", pd.Series(np.arange(120) % 3, index=users), noise)
+    with pytest.raises(ValueError, match="no .*covariate"):
+        group_difference_claim("g", "s", groups, noise.iloc[:100])
+    with pytest.raises(ValueError, match="do not vary"):
+        group_difference_claim("g", "s", groups, noise.assign(C=1.0))
 
 
 def test_every_proportion_claim_is_decided_by_the_weakest():

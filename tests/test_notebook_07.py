@@ -20,6 +20,7 @@ SMALL = {
     "n_persona_items": 3,
     "vpl_steps": 100,
     "n_rsa_items": 30,
+    "n_rsa_personas": 5,
     "n_boot": 200,
     "embedding_cache": "none",
     "device": "cpu",
@@ -35,14 +36,20 @@ OUTCOMES = {
     "own_domain_means_beats_population_mean": "not distinguishable",
     "own_offset_beats_population_mean": "holds",         # data only
     "persona_prompt_beats_population_mean": "does not hold",
+    "steering_beats_population_mean": "does not hold",      # nor can steering make it answer as a person
     "bt_beats_chance": "holds",
     "mixturebt_beats_bt": "not distinguishable",
     "pal_beats_bt": "not distinguishable",
     "vpl_beats_bt": "not distinguishable",
     "bt_few_shot_gain": "not distinguishable",
     "mixture_groups_follow_sex": "not distinguishable",
+    "mixture_groups_differ_in_age": "not distinguishable",
+    "mixture_groups_differ_in_big_five": "holds",        # the groups are personalities, not demographics
     "people_halves_agree": "holds",                      # data only
     "hidden_states_like_people": "holds",
+    "persona_answers_like_people": "not distinguishable",
+    "hidden_states_like_each_person": "holds",
+    "others_nearer_a_person_than_hidden_states": "holds",
 }
 
 
@@ -68,5 +75,7 @@ def test_metrics_shape(metrics):
     assert set(metrics["profile"]["profile"]) == {"O", "C", "E", "A", "N"}
     assert len(metrics["profile"]["nearest"]) == 5
     assert set(metrics["alignment"]["table"][0]) >= {"method", "mae", "ci_low", "ci_high"}
-    assert metrics["rsa"]["n_items"] == 30 and 0 <= metrics["rsa"]["p_value"] <= 1
+    assert metrics["rsa"]["model"]["n_items"] == 30 and 0 <= metrics["rsa"]["model"]["p_value"] <= 1
+    assert metrics["rsa"]["persona"]["n_items"] == 30 and metrics["rsa"]["people"]["other people"]["count"] == 300
+    assert len(metrics["alignment"]["steering_strengths"]) == 4
     assert 0 < metrics["peak_rss_mb"] < 1500

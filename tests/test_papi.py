@@ -21,6 +21,7 @@ from plural_kit.data.papi import (
     keyed_answers,
     personality_scores,
     plot_domain_scores,
+    user_covariates,
 )
 
 
@@ -155,3 +156,13 @@ def test_pairs_derived_from_ratings(papi):
     pd.testing.assert_frame_equal(prefs, again)
     with pytest.raises(ValueError, match="exceeds"):
         make_papi_preferences(papi, n_people=290, n_unseen=20)
+
+
+def test_user_covariates_match_the_preference_users(papi):
+    who = user_covariates(papi)
+    assert list(who.columns) == ["sex", "age", "country", *DOMAINS] and len(who) == 300
+    prefs = make_papi_preferences(papi, n_people=6, n_unseen=2, seed=1)
+    first = prefs.groupby("user")[["sex", "age"]].first()
+    pd.testing.assert_frame_equal(who.loc[first.index, ["sex", "age"]], first, check_dtype=False)
+    person = int(first.index[0][1:])
+    assert who.loc[first.index[0], "N"] == pytest.approx(personality_scores(papi).loc[person, "N"])

@@ -22,6 +22,7 @@ from plural_kit.audit.personality import (
 from plural_kit.audit.rsa import (
     answer_dissimilarity,
     cosine_dissimilarity,
+    person_rsa,
     rsa,
     upper_triangle,
 )
@@ -127,11 +128,17 @@ def test_persona_ratings_batch_equals_one_call_per_person(tiny_engine, people):
 
 def test_alignment_study_and_item_structure_follow_the_protocol(tiny_engine, people):
     study = alignment_study(people, n_people=30, engine=tiny_engine, design=PLAIN, n_persona_people=3,
-                            n_persona_items=2, n_boot=50)
+                            n_persona_items=2, steering_layer=1, strengths=(0.0, 50.0), n_steering_items=1,
+                            n_boot=50)
     assert [c.name for c in study.claims()] == ["own_domain_means_beats_population_mean",
                                                 "own_offset_beats_population_mean",
-                                                "persona_prompt_beats_population_mean"]
+                                                "persona_prompt_beats_population_mean",
+                                                "steering_beats_population_mean"]
     assert len(study.persona.errors) == 3 and study.persona.predictions["item"].nunique() == 2
+    assert set(study.persona.strengths) <= {0.0, 50.0} and len(study.persona.strengths) == 3
+    assert "strengths" in study.claims()["steering_beats_population_mean"].details
+    with pytest.raises(ValueError, match="subset of train_items"):
+        personality_alignment(people, [0], steering={"engine": tiny_engine}, steering_items=["nope"])
     assert "You are a person with this personality" in study.example_prompt
     check_result(study)
     assert [c.name for c in alignment_study(people, n_people=30, n_boot=50).claims()][-1] == \
@@ -141,9 +148,20 @@ def test_alignment_study_and_item_structure_follow_the_protocol(tiny_engine, peo
     rng = np.random.default_rng(0)
     structure = item_structure(people, rng.standard_normal((len(people.items), 8)), n_per_domain=4,
                                n_permutations=49, n_boot=50)
-    assert len(structure.model.rdm_a) == 20
+    assert len(structure.model.rdm_a) == 20 and structure.persona is None
     assert structure.claims()["people_halves_agree"].holds
+    assert list(structure.people.columns) == ["other people", "hidden states"] and len(structure.people) == 120
     check_result(structure)
+    with_model = item_structure(people, rng.standard_normal((len(people.items), 8)), n_per_domain=4,
+                                engine=tiny_engine, design=PLAIN, n_personas=5, n_permutations=49, n_boot=50)
+    assert with_model.persona.names == ("people", "persona answers")
+    assert [c.name for c in with_model.claims()] == [
+        "people_halves_agree", "hidden_states_like_people", "persona_answers_like_people",
+        "hidden_states_like_each_person", "others_nearer_a_person_than_hidden_states"]
+    assert list(with_model.people.columns) == ["other people", "hidden states", "persona answers"]
+    check_result(with_model)
+    with pytest.raises(ValueError, match="n_personas"):
+        item_structure(people, rng.standard_normal((len(people.items), 8)), engine=tiny_engine, n_personas=2)
     with pytest.raises(ValueError, match="one row per item"):
         item_structure(people, np.zeros((3, 2)))
 
@@ -219,3 +237,52 @@ def test_rdm_helpers_and_errors():
         answer_dissimilarity(np.c_[np.ones(5), np.arange(5), np.arange(5) ** 2, -np.arange(5)])
     with pytest.raises(ValueError, match="square"):
         rsa(np.zeros((4, 4)), np.zeros((5, 5)))
+
+
+def test_person_rsa_against_scipy_and_the_group_structure():
+    rng = np.random.default_rng(1)
+    loadings = np.zeros((12, 3))
+    loadings[np.arange(12), np.arange(12) % 3] = 1.0
+    answers = np.rint(np.clip(3 + _factor_answers(60, loadings, rng), 1, 5))
+    answers[0, 2] = np.nan
+    model = cosine_dissimilarity(rng.standard_normal((12, 4)))
+    got = person_rsa(answers, {"model": model}, index=[f"p{i}" for i in range(60)])
+    i, j = np.triu_indices(12, k=1)
+    own = np.abs(answers[0, i] - answers[0, j])
+    ok = np.isfinite(own)
+    others = upper_triangle(answer_dissimilarity(answers[1:]))
+    assert got.loc["p0", "other people"] == pytest.approx(st.spearmanr(own[ok], others[ok]).statistic)
+    assert got.loc["p0", "model"] == pytest.approx(st.spearmanr(own[ok], upper_triangle(model)[ok]).statistic)
+    assert got["other people"].mean() > 0.1 > abs(got["model"].mean())      # people share the factor structure
+    flat = answers.copy()
+    flat[5] = 3.0
+    assert np.isnan(person_rsa(flat).loc[5, "other people"])              # a person who never varies has no rho
+    with pytest.raises(ValueError, match="reference 'bad'"):
+        person_rsa(answers, {"bad": np.zeros((3, 3))})
+
+
+def test_trait_directions_cancel_the_answer_words():
+    """A fake model whose state is a word direction for "Very accurate" plus a trait direction when
+    the answer is the trait-high one: the balanced directions keep only the trait's."""
+    words = np.eye(6)[0] * 50.0
+    trait = {d: np.eye(6)[1 + k] for k, d in enumerate(("N", "E"))}
+    keys = np.array([1, 1, 1, -1, 1, -1, -1, -1])
+    domains = ["N", "N", "N", "N", "E", "E", "E", "E"]
+    items = pd.DataFrame({"item": [f"i{k}" for k in range(8)], "text": [f"Item number {k}." for k in range(8)],
+                          "domain": domains, "key": keys})
+    mc = personality_items(items, keyed=False)
+
+    class Fake:
+        def hidden_states(self, texts, layers):
+            out = []
+            for t in texts:
+                k = next(n for n in range(8) if f"number {n}." in t)
+                said_accurate = t.endswith("Very accurate")
+                out.append(words * said_accurate + trait[domains[k]] * (said_accurate == (keys[k] > 0)))
+            return {layers: np.array(out, dtype=np.float32)}
+
+    got = trait_directions(Fake(), mc, keys, layer=3, design=PLAIN)
+    for d in ("N", "E"):
+        np.testing.assert_allclose(got[d], trait[d], atol=1e-6)
+    with pytest.raises(ValueError, match="one key only"):
+        trait_directions(Fake(), mc[:3], keys[:3], layer=3, design=PLAIN)

@@ -12,9 +12,15 @@ The RSA statistic is Spearman's rho between the two RDMs' upper triangles (each 
 once). Its evidence: a Mantel permutation p-value (:func:`plural_kit.stats.matrix_permutation_test`:
 the items of one RDM relabelled) and a bootstrap interval over items (a resampled item keeps its
 row; pairs of a drawn item with itself are left out).
+
+**Per person** (:func:`person_rsa`, the individual level of Turing RSA): one person's answers give
+their own dissimilarities ``|a_i - a_j|`` (items they answered alike are close); each person's
+rho with a model's RDM is set beside their rho with everyone else's (``1 - r`` without them), the
+agreement a typical member of the group reaches.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +32,7 @@ from plural_kit import stats, viz
 from plural_kit.claims import Claim, Claims
 from plural_kit.results import Result, Summary, frame_summary
 
-__all__ = ["RSAResult", "answer_dissimilarity", "cosine_dissimilarity", "rsa", "upper_triangle"]
+__all__ = ["RSAResult", "answer_dissimilarity", "cosine_dissimilarity", "person_rsa", "rsa", "upper_triangle"]
 
 
 def answer_dissimilarity(answers) -> np.ndarray:
@@ -88,7 +94,8 @@ class RSAResult(Result):
         """One row per pair of items: ``item_a``, ``item_b`` and the two dissimilarities (a new frame)."""
         i, j = np.triu_indices(len(self.rdm_a), k=1)
         labels = self.rdm_a.index.to_numpy()
-        return pd.DataFrame({"item_a": labels[i], "item_b": labels[j], self.names[0]: upper_triangle(self.rdm_a.to_numpy()),
+        return pd.DataFrame({"item_a": labels[i], "item_b": labels[j],
+                             self.names[0]: upper_triangle(self.rdm_a.to_numpy()),
                              self.names[1]: upper_triangle(self.rdm_b.to_numpy())})
 
     def claim(self, name: str = "rsa_above_zero", statement: str | None = None) -> Claim:
@@ -149,3 +156,33 @@ def rsa(rdm_a, rdm_b, *, labels=None, names: tuple[str, str] = ("people", "model
     iv = stats.percentile_interval(est, reps, confidence=confidence)
     frame = lambda m: pd.DataFrame(m, index=labels, columns=labels)
     return RSAResult(frame(a), frame(b), iv, p, int(n_permutations), tuple(names))
+
+
+def person_rsa(answers, references: Mapping[str, np.ndarray] | None = None, *, index=None) -> pd.DataFrame:
+    """Each person's Spearman rho between their own dissimilarities and other RDMs.
+
+    ``answers``: (n_people, n_items), NaN where missing; person p's RDM is ``|a_pi - a_pj|``
+    (pairs with a missing answer left out). Columns of the result (n_people rows, ``index``):
+    ``other people`` (the RDM :func:`answer_dissimilarity` of everyone but p) and one per
+    ``references`` entry ({name: (n_items, n_items) RDM}). A person whose answers do not vary
+    over these items has no rho (NaN).
+    """
+    a = np.asarray(answers, dtype=float)
+    if a.ndim != 2 or a.shape[0] < 4:
+        raise ValueError(f"answers must be (n_people >= 4, n_items); got shape {a.shape}")
+    refs = {name: upper_triangle(np.asarray(r, dtype=float)) for name, r in (references or {}).items()}
+    for name, r in (references or {}).items():
+        if np.shape(r) != (a.shape[1], a.shape[1]):
+            raise ValueError(f"reference {name!r} must be ({a.shape[1]}, {a.shape[1]}); got {np.shape(r)}")
+    i, j = np.triu_indices(a.shape[1], k=1)
+    rows = []
+    for p in range(a.shape[0]):
+        own = np.abs(a[p, i] - a[p, j])
+        ok = np.isfinite(own)
+        others = upper_triangle(answer_dissimilarity(np.delete(a, p, axis=0)))
+        row = {}
+        for name, ref in {"other people": others, **refs}.items():
+            x, y = own[ok], ref[ok]
+            row[name] = float(_st.spearmanr(x, y).statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, index=None if index is None else pd.Index(index, name="person"))

@@ -53,6 +53,7 @@ __all__ = [
     "make_papi_preferences",
     "personality_scores",
     "plot_domain_scores",
+    "user_covariates",
 ]
 
 #: the Big-Five domains in the file's letters, and their names
@@ -181,6 +182,16 @@ def personality_scores(data: PAPI, level: str = "domain") -> pd.DataFrame:
     group = data.items.set_index("item")[level].reindex(keyed.columns)
     out = keyed.T.groupby(group.to_numpy(), sort=False).mean().T
     return out.reindex(columns=list(DOMAINS)) if level == "domain" else out
+
+
+def user_covariates(data: PAPI) -> pd.DataFrame:
+    """One row per person, indexed by their preference user id (``"p<person>"``, as
+    :func:`make_papi_preferences` names them): ``sex``, ``age``, ``country`` and the domain
+    scores (columns :data:`DOMAINS`, :func:`personality_scores`)."""
+    who = data.people.set_index("person")
+    out = who.join(personality_scores(data))
+    out.index = pd.Index("p" + out.index.astype(str), name="user")
+    return out
 
 
 def _group_labels(people: pd.DataFrame, by: str, age_bins: tuple[int, ...]) -> pd.Series:

@@ -15,6 +15,9 @@ function                           claim
 :func:`ari_claim`                  a model's clustering of users agrees with the true groups
                                    beyond chance (adjusted Rand index > 0, a random assignment's
                                    expected value)
+:func:`group_difference_claim`     a model's two groups of users differ in a covariate (age, the
+                                   Big Five): the largest standardised difference, Bonferroni
+                                   intervals over the covariates
 :func:`every_proportion_claim`     every one of several proportions (e.g. a probe's accuracy per
                                    trait) is above a threshold (Wilson interval of the weakest)
 :func:`few_shot_curve`             predictions for new users after ``adapt`` on their first ``k``
@@ -48,8 +51,8 @@ from plural_kit.results import Result, Summary, frame_summary
 from plural_kit.reward.base import PreferenceModel, UnknownUserWarning
 
 __all__ = ["METRICS", "FewShotCurve", "FewShotCurves", "ari_claim", "as_pairs", "every_proportion_claim",
-           "few_shot_curve", "few_shot_curves", "gap_change_claim", "metric_claim", "per_user_difference",
-           "user_bootstrap"]
+           "few_shot_curve", "few_shot_curves", "gap_change_claim", "group_difference_claim", "metric_claim",
+           "per_user_difference", "user_bootstrap"]
 
 METRICS = ("accuracy", "worst-group accuracy", "log-loss", "ECE")
 _ECE_BINS = 10  # as metrics.expected_calibration_error
@@ -198,6 +201,46 @@ def ari_claim(name: str, statement: str, true_groups: pd.Series, found_groups: p
                         confidence=confidence, n_boot=n_boot, seed=seed)
     return Claim.from_interval(name, statement, iv, quantity="ARI", threshold=0.0, side="greater",
                                method=f"bootstrap over {t.size} users", details=details)
+
+
+def group_difference_claim(name: str, statement: str, found_groups: pd.Series, covariates, *,
+                           confidence: float = 0.95, n_boot: int = 1000, seed: int = 0) -> Claim:
+    """A model's two groups of users differ in at least one of ``covariates``.
+
+    ``found_groups``: Series user -> group (exactly two groups); ``covariates``: Series or
+    DataFrame indexed by user (one column per covariate, e.g. age or the five domain scores),
+    aligned on the users of ``found_groups``. Each covariate's difference of group means is in
+    units of its standard deviation over those users, with a bootstrap interval (each group
+    resampled on its own) at the Bonferroni level ``1 - (1 - confidence) / n_covariates``. The
+    evidence is the covariate whose interval lies farthest from 0, oriented so that its estimate
+    is positive (group labels are arbitrary): the claim holds when that interval excludes 0 —
+    a two-sided test at family-wise level ``1 - confidence`` — and is otherwise not distinguishable.
+    """
+    frame = pd.DataFrame(covariates).reindex(found_groups.index)
+    if frame.isna().any().any():
+        raise ValueError(f"{int(frame.isna().any(axis=1).sum())} user(s) of 'found_groups' have no "
+                         "(or a missing) covariate")
+    labels = pd.unique(found_groups.to_numpy())
+    if labels.size != 2:
+        raise ValueError(f"group_difference_claim compares two groups; 'found_groups' has {labels.size}")
+    sd = frame.std(ddof=1)
+    if not (sd > 0).all():
+        raise ValueError(f"covariates {list(sd.index[~(sd > 0)])} do not vary over these users")
+    z, first = (frame - frame.mean()) / sd, (found_groups == labels[0]).to_numpy()
+    level = 1 - (1 - stats._check_confidence(confidence)) / frame.shape[1]
+    best = None
+    for col in z.columns:
+        iv = stats.difference_ci(z[col].to_numpy()[first], z[col].to_numpy()[~first], confidence=level,
+                                 n_boot=n_boot, seed=seed)
+        if iv.estimate < 0:
+            iv = stats.Interval(-iv.estimate, -iv.ci_high, -iv.ci_low, iv.confidence)
+        if best is None or iv.ci_low > best[1].ci_low:
+            best = (col, iv)
+    col, iv = best
+    return Claim.from_interval(name, statement, iv, quantity="group difference (SD)", threshold=0.0,
+                               method=f"bootstrap within {int(first.sum())} + {int((~first).sum())} users, "
+                                      f"{iv.confidence:.1%} (Bonferroni over {frame.shape[1]})",
+                               details={"largest": str(col)})
 
 
 def every_proportion_claim(name: str, statement: str, hits: Mapping[str, tuple[int, int]], *,

@@ -45,7 +45,7 @@ from plural_kit.io import jsonable
 from plural_kit.results import Result, Summary, frame_summary
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.evaluation import (ari_claim, as_pairs, every_proportion_claim, gap_change_claim,
-                                          metric_claim, per_user_difference)
+                                          group_difference_claim, metric_claim, per_user_difference)
 from plural_kit.reward.mixture import MixtureBT
 
 __all__ = ["KnownGroups", "MixtureGap", "ModelComparison", "OnFeatures", "TraitProbe", "UserRepresentations",
@@ -476,6 +476,11 @@ class UserRepresentations(Result):
     def ari_claim(self, name: str, statement: str, model: str, **kwargs) -> Claim:
         """:func:`~plural_kit.reward.evaluation.ari_claim` of ``model``'s clusters (interval over users)."""
         return ari_claim(name, statement, self.true_groups, self.clusters[model], **kwargs)
+
+    def difference_claim(self, name: str, statement: str, model: str, covariates, **kwargs) -> Claim:
+        """:func:`~plural_kit.reward.evaluation.group_difference_claim` of ``model``'s two clusters
+        against ``covariates`` (Series or DataFrame indexed by user)."""
+        return group_difference_claim(name, statement, self.clusters[model], covariates, **kwargs)
 
 
 def user_representations(models: Mapping[str, object], true_groups: pd.Series, *, n_groups: int | None = None,
