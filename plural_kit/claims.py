@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -35,7 +35,7 @@ from plural_kit import stats
 from plural_kit.results import Result, Summary
 
 __all__ = ["HOLDS", "NOT_DISTINGUISHABLE", "DOES_NOT_HOLD", "OUTCOMES", "Claim", "Claims",
-           "claim_mean", "claim_paired", "claim_difference", "claim_proportion"]
+           "claim_mean", "claim_paired", "claim_difference", "claim_proportion", "claims_for"]
 
 HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
@@ -199,6 +199,24 @@ class Claims(Result):
     def __repr__(self) -> str:
         counts = pd.Series([c.outcome for c in self], dtype=object).value_counts()
         return f"<Claims: {len(self)} ({', '.join(f'{n} {o}' for o, n in counts.items()) or 'none'})>"
+
+
+def claims_for(make: Callable[..., Claim], models: Mapping[str, str | tuple[str, str]], name: str,
+               statement: str, *args, **kwargs) -> Claims:
+    """The same claim about each of several models, in the order of ``models``.
+
+    For each ``key: model`` (or ``key: (label, model)``) of ``models``:
+    ``make(name.format(key=key), statement.format(model=label), model, *args, **kwargs)``; the label
+    (default: the model's name) is how the statement names the model. ``make`` is a claim method
+    of a result, e.g. ``claims_for(comparison.claim, {"pal": "PAL"}, "{key}_beats_bt",
+    "{model} beats one BT reward", "BT")`` is ``Claims([comparison.claim("pal_beats_bt", "PAL beats
+    one BT reward", "PAL", "BT")])``.
+    """
+    out = Claims()
+    for key, model in models.items():
+        label, model = model if isinstance(model, tuple) else (model, model)
+        out.add(make(name.format(key=key), statement.format(model=label), model, *args, **kwargs))
+    return out
 
 
 # -- constructors for the common kinds of evidence ------------------------------------------------

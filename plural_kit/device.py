@@ -1,8 +1,10 @@
-"""One place that picks the device, the compute dtype and the seeds for the whole package."""
+"""One place that picks the device, the compute dtype and the seeds for the whole package, and
+measures what a run used (:func:`peak_rss_mb`, :class:`Stopwatch`)."""
 from __future__ import annotations
 
 import os
 import random
+import time
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
@@ -149,3 +151,13 @@ def peak_rss_mb() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class Stopwatch:
+    """Seconds since it was made: ``elapsed()`` -> ``{"total": wall-clock s, "cpu_total": CPU s of this process}``."""
+
+    def __init__(self):
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def elapsed(self) -> dict[str, float]:
+        return {"total": time.perf_counter() - self._wall, "cpu_total": time.process_time() - self._cpu}

@@ -420,6 +420,12 @@ class EmbeddingExtractor:
         """Embeddings of prompt + response pairs, ``(n, d)`` float32 (see :meth:`format_pairs`)."""
         return self.encode(self.format_pairs(prompts, responses))
 
+    def describe(self, embeddings: np.ndarray) -> str:
+        """One line on what :meth:`encode` returned (``embeddings``: (n_texts, d)): this extractor,
+        the shape, and the engine's device and dtype."""
+        n, d = np.shape(embeddings)
+        return f"{self}: {n} texts -> {d}-d hidden states on {self.engine.device} in {self.engine.dtype}"
+
     def __repr__(self) -> str:
         name = self.model if isinstance(self.model, (str, os.PathLike)) else type(self.model).__name__
         return f"EmbeddingExtractor({name!r}, layer={self.layer}, pooling={self.pooling!r})"

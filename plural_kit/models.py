@@ -33,7 +33,7 @@ from plural_kit.device import get_device, get_dtype
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BUNDLED_MODELS", "ModelNotFoundError", "cache_home", "load_model", "is_causal_lm"]
+__all__ = ["BUNDLED_MODELS", "ModelNotFoundError", "cache_home", "load_model", "is_causal_lm", "quiet_transformers"]
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -216,3 +216,16 @@ def load_model(name_or_path: str | os.PathLike, *, device: str | torch.device = 
         gen_config.pad_token_id = tokenizer.pad_token_id
     model.plural_kit_name = str(name_or_path)
     return model, tokenizer
+
+
+def quiet_transformers(progress_bars: bool = True) -> None:
+    """Keep a lesson's output to its results: ignore :class:`UserWarning`, log only errors of
+    ``transformers`` and, with ``progress_bars=False``, switch its progress bars off."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    if not progress_bars:
+        hf_logging.disable_progress_bar()

@@ -170,6 +170,23 @@ def test_position_scorer_is_all_design():
     assert "design" in res.summary()
 
 
+def test_plot_all_draws_scores_above_positions():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref = pd.DataFrame({"care": [2.0, 4.0], "purity": [3.0, 3.5]}, index=["X", "Y"])
+    designs = design_variants(PromptDesign(), responses=("label",), chat_template=(True,))
+    res = robustness_audit(PositionScorer(0), make_items(), designs, reference=ref, n_resamples=19)
+    top, bottom = res.plot_all(ylim=(1, 5))
+    assert top.figure is bottom.figure and top.get_ylim() == (1, 5)
+    assert top.get_title().startswith("Model score per design variant")
+    assert bottom.get_title() == "Mean probability by displayed position" and bottom.get_xlabel() == "position"
+    assert [t.get_text() for t in bottom.get_yticklabels()] == list(res.position.index)
+    plt.close(top.figure)
+
+
 def test_content_scorer_is_all_item():
     items = make_items(12)
     designs = design_variants(PromptDesign(), n_random_orders=2, responses=("label",))

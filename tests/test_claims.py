@@ -57,6 +57,23 @@ def test_extend_adds_all_or_nothing_and_returns_the_new_claims():
     assert list(cs.outcomes()) == ["a", "b", "c"]                          # nothing of the failed call was added
 
 
+def test_claims_for_makes_one_claim_per_model_in_order():
+    calls = []
+
+    def make(name, statement, model, baseline, k=0):
+        calls.append((model, baseline, k))
+        return C.claim_proportion(name, statement, 9 if model == "PAL" else 1, 10)
+
+    out = C.claims_for(make, {"pal": "PAL", "mixture": ("MixtureBT", "MixtureBT [x, |x|^2]")},
+                       "{key}_beats_bt", "{model} beats one BT reward", "BT", k=5)
+    assert [c.name for c in out] == ["pal_beats_bt", "mixture_beats_bt"]
+    assert [c.statement for c in out] == ["PAL beats one BT reward", "MixtureBT beats one BT reward"]
+    assert calls == [("PAL", "BT", 5), ("MixtureBT [x, |x|^2]", "BT", 5)]  # the label names, the model is scored
+    assert out.outcomes() == {"pal_beats_bt": C.HOLDS, "mixture_beats_bt": C.DOES_NOT_HOLD}
+    with pytest.raises(ValueError, match="already"):
+        C.claims_for(make, {"a": "PAL", "b": "BT"}, "same_name", "{model}", "BT")
+
+
 def test_paired_and_difference_claims():
     rng = np.random.default_rng(0)
     base = rng.normal(0, 3, 40)

@@ -11,6 +11,7 @@ import pytest
 
 import plural_kit.data as pkd
 from plural_kit.data import surveys
+from plural_kit.results import check_result
 
 
 # ------------------------------------------------------------------ surveys
@@ -184,6 +185,42 @@ def test_persona_preferences_splits():
     train_text = set(df.loc[df.split.isin(["train", "unseen_adapt"]), ["chosen", "rejected"]].to_numpy().ravel())
     test_text = set(df.loc[df.split.isin(["test", "unseen_test"]), ["chosen", "rejected"]].to_numpy().ravel())
     assert not train_text & test_text
+
+
+def test_persona_splits_read_the_pairs_by_split():
+    rows = [("u0", "a", "b", 0, "train", False, "+x"), ("u0", "c", "a", 0, "test", True, "+x"),
+            ("u1", "b", "d", 1, "train", False, "-x"), ("u2", "e", "a", 1, "unseen_test", True, "-x")]
+    pairs = pd.DataFrame(rows, columns=["user", "chosen", "rejected", "group", "split", "flipped", "group_traits"])
+    splits = pkd.PersonaSplits(pairs.assign(trait="x"))
+    check_result(splits)
+    assert list(splits["train"]["user"]) == ["u0", "u1"] and splits.traits == ["x"]
+    assert list(splits.statements()) == ["a", "c", "b", "e", "d"]  # chosen in table order, then new rejected ones
+    assert list(splits.statements("train")) == ["a", "b", "d"]
+    np.testing.assert_array_equal(splits.oracle("test"), [0.0])  # a flipped label: the oracle's winner lost
+    np.testing.assert_array_equal(splits.oracle("train"), [1.0, 1.0])
+    assert list(splits.group_labels("train")) == ["0: +x", "1: -x"]
+    assert splits.user_groups.to_dict() == {"u0": 0, "u1": 1, "u2": 1}
+    frame = splits.to_frame()
+    assert list(frame.index) == ["train", "test", "unseen_test"] and list(frame["users"]) == [2, 1, 1]
+    assert str(splits.summary()) == f"{frame.to_string()}\ndistinct statements to embed: 5"
+    assert splits.to_dict() == {"groups": {"0": "+x", "1": "-x"}, "n_statements": 5,
+                                "splits": {"split": ["train", "test", "unseen_test"], "users": [2, 1, 1],
+                                           "pairs": [2, 1, 1]}}
+    assert "u1" in str(splits.examples()) and "u2" not in str(splits.examples())  # first training pair per group
+    with pytest.raises(KeyError, match="no split"):
+        splits["validation"]
+    with pytest.raises(ValueError, match="lack columns"):
+        pkd.PersonaSplits(pairs)
+
+
+def test_persona_splits_of_generated_preferences():
+    df = pkd.make_persona_preferences(n_groups=2, users_per_group=2, unseen_users_per_group=1, n_train_pairs=4,
+                                      n_test_pairs=3, n_adapt_pairs=2, seed=0)
+    splits = pkd.PersonaSplits(df)
+    assert dict(zip(splits.to_frame().index, splits.to_frame()["pairs"])) == {
+        "train": 16, "test": 12, "unseen_adapt": 4, "unseen_test": 6}
+    assert set(splits.statements()) == set(df["chosen"]) | set(df["rejected"])
+    assert not set(splits.statements("train")) & set(splits.statements("test"))  # held-out statements
 
 
 def test_persona_preferences_seed_noise_groups():

@@ -94,3 +94,17 @@ def test_peak_rss_is_this_process_own_peak():
                          capture_output=True, text=True, check=True).stdout
     assert 0 < float(out) < parent - 400
     del ballast
+
+
+def test_stopwatch_counts_wall_and_cpu_seconds():
+    import time
+
+    from plural_kit.device import Stopwatch
+
+    clock = Stopwatch()
+    time.sleep(0.05)  # wall time passes, the CPU idles
+    t = clock.elapsed()
+    assert set(t) == {"total", "cpu_total"}
+    assert 0.05 <= t["total"] < 5 and 0 <= t["cpu_total"] < t["total"]
+    later = clock.elapsed()
+    assert later["total"] >= t["total"]  # measured from the same start

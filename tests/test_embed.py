@@ -54,6 +54,12 @@ def test_encode_matches_engine_and_cache_off(engine, tmp_path):
     assert ex.cache_path() is None
 
 
+def test_describe_names_the_shape_device_and_dtype(engine):
+    ex = EmbeddingExtractor(engine, cache_dir=None)
+    line = ex.describe(np.zeros((7, 24), dtype=np.float32))
+    assert line == f"{ex!r}: 7 texts -> 24-d hidden states on cpu in torch.float32"
+
+
 def test_cache_resumes_after_interruption(engine, tmp_path):
     plain = EmbeddingExtractor(engine, cache_dir=None).encode(TEXTS)
     ex = EmbeddingExtractor(engine, cache_dir=tmp_path, chunk_size=2)

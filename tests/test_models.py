@@ -87,3 +87,28 @@ def test_bundled_smollm_is_a_chat_model_stored_in_bf16(smollm):
         out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     reply = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert reply.strip() and reply.isascii()
+
+
+def test_quiet_transformers_silences_logs_warnings_and_bars():
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    logger = logging.getLogger("transformers")
+    level, bars = logger.level, hf_logging.is_progress_bar_enabled()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            models.quiet_transformers()
+            warnings.warn("a user warning")
+            warnings.warn("a runtime warning", RuntimeWarning)
+            assert [w.category for w in caught] == [RuntimeWarning]  # UserWarnings only are ignored
+            assert logger.getEffectiveLevel() == logging.ERROR
+            assert hf_logging.is_progress_bar_enabled() == bars  # bars untouched by default
+            models.quiet_transformers(progress_bars=False)
+            assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -339,6 +339,7 @@ from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE, Claims 
 from plural_kit.probes import (  # noqa: E402
     BehaviourResult,
     compare_overlap,
+    compare_overlap_at,
     cv_accuracy,
     misalignment_claim,
     refusal_claims,
@@ -428,6 +429,20 @@ def test_compare_overlap_outcomes():
     assert np.array_equal(again.diff_vs_halves, res.diff_vs_halves)  # seeded
     with pytest.raises(ValueError, match="at least 2 rows"):
         compare_overlap(same_a[:1], same_b)
+
+
+def test_compare_overlap_at_takes_label_1_as_a_at_one_layer():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 8))
+    y = np.repeat([0, 1], 20)
+    acts = {3: X, 5: rng.standard_normal((40, 8))}
+    at = compare_overlap_at(acts, pd.Series(y), 3, n_splits=20, seed=1)
+    direct = compare_overlap(X[y == 1], X[y == 0], n_splits=20, seed=1)
+    assert np.array_equal(at.diff_vs_halves, direct.diff_vs_halves) and at.overlap_ab == direct.overlap_ab
+    swapped = compare_overlap(X[y == 0], X[y == 1], n_splits=20, seed=1)
+    assert not np.array_equal(at.diff_vs_halves, swapped.diff_vs_halves)  # A is the label-1 rows
+    with pytest.raises(ValueError, match="rows for"):
+        compare_overlap_at(acts, y[:10], 3)
 
 
 def test_behaviour_claims():

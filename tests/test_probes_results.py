@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 
 import matplotlib
 
@@ -172,6 +173,17 @@ def test_generations_are_scored_not_shown():
     assert "harm one" in gen.transcript() and "harm three" not in gen.transcript()  # n=2 per plan entry
     with pytest.raises(ValueError, match="plan entry"):
         probes.generations_under(_FakeEngine(), {"none": None}, {"harmless": ["x"]}, plan=[("harmful", "none")])
+
+
+def test_transcript_only_on_request_and_with_a_warning():
+    gen = _generations()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning when nothing is shown
+        hidden = gen.transcript_if(False)
+    assert "harm one" not in hidden and "not printed" in hidden
+    assert gen.transcript_if(False, notice="withheld") == "withheld"
+    with pytest.warns(UserWarning, match="content warning"):
+        assert gen.transcript_if(True) == gen.transcript()
 
 
 def test_overlap_by_layer_rows_and_calibration():

@@ -3,6 +3,7 @@ import pytest
 
 from plural_kit.data.schema import validate_preferences
 from plural_kit.data.synthetic import (
+    check_shots,
     first_pairs_per_user,
     make_ideal_point_preferences,
     quadratic_features,
@@ -97,6 +98,14 @@ def test_splits():
     few, rest = first_pairs_per_user(unseen, 4)
     assert (few.preferences.groupby("user").size() == 4).all()
     assert len(few) + len(rest) == len(unseen)
+
+
+def test_check_shots_needs_pairs_left_and_few_shots_among_shots():
+    check_shots([1, 5, 19], 5, pairs_per_user=20)  # 19 adapt pairs leave one to evaluate on
+    with pytest.raises(ValueError, match=r"pairs_per_user \(20\) must exceed max\(shots\) \(20\)"):
+        check_shots([5, 20], 5, pairs_per_user=20)
+    with pytest.raises(ValueError, match=r"few_shots \(3\) must be one of shots \[1, 5\]"):
+        check_shots([1, 5], 3, pairs_per_user=20)
 
 
 def test_data_does_not_import_the_reward_models():

@@ -93,9 +93,9 @@ from plural_kit.reward.experiments import (
 )
 
 __all__ = ["IPIP_INSTRUCTION", "IPIP_OPTIONS", "AlignmentResult", "AlignmentStudy", "ItemStructure",
-           "PersonalityProfile", "PreferenceStudy", "alignment_study", "item_answers", "item_structure", "persona_prompt",
-           "persona_ratings", "personality_alignment", "personality_items", "personality_profile", "preference_study", "statement",
-           "steered_answers", "trait_directions"]
+           "PersonalityProfile", "PreferenceStudy", "alignment_study", "item_answers", "item_structure",
+           "persona_prompt", "persona_ratings", "personality_alignment", "personality_items",
+           "personality_profile", "preference_study", "statement", "steered_answers", "trait_directions"]
 
 IPIP_OPTIONS = ("Very inaccurate", "Moderately inaccurate", "Neither accurate nor inaccurate", "Moderately accurate",
                 "Very accurate")

@@ -318,6 +318,16 @@ class RobustnessResult(Result):
         ax.tick_params(axis="y", labelsize=7)
         return ax
 
+    def plot_all(self, ylim: tuple[float, float] | None = None, figsize: tuple[float, float] = (10, 9)) -> np.ndarray:
+        """:meth:`plot` (``ylim``: the score scale) above :meth:`plot_position`; returns the (2,) axes."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(2, 1, figsize=figsize)
+        self.plot(ax=axes[0], ylim=ylim)
+        self.plot_position(ax=axes[1])
+        fig.tight_layout()
+        return axes
+
 
 def _item_frame(results: Sequence[AnswerDistributions]) -> pd.DataFrame:
     frames = []

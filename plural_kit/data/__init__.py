@@ -11,7 +11,13 @@ from plural_kit.data.evals import (
 )
 from plural_kit.data.hh_rlhf import load_hh_rlhf
 from plural_kit.data.papi import PAPI, load_papi, make_papi_preferences
-from plural_kit.data.persona import DEFAULT_TRAITS, list_persona_traits, load_persona, make_persona_preferences
+from plural_kit.data.persona import (
+    DEFAULT_TRAITS,
+    PersonaSplits,
+    list_persona_traits,
+    load_persona,
+    make_persona_preferences,
+)
 from plural_kit.data.surveys import (
     FOUNDATIONS,
     country_foundation_distributions,
@@ -23,6 +29,7 @@ from plural_kit.data.surveys import (
 )
 from plural_kit.data.synthetic import (
     SyntheticPreferences,
+    check_shots,
     first_pairs_per_user,
     make_ideal_point_preferences,
     quadratic_features,
@@ -45,8 +52,10 @@ __all__ = [
     "DataChecksumError",
     "DataFormatError",
     "DataNotFoundError",
+    "PersonaSplits",
     "PreferenceSchemaError",
     "SyntheticPreferences",
+    "check_shots",
     "country_foundation_distributions",
     "data_home",
     "fetch",

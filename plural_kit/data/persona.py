@@ -22,8 +22,11 @@ import pandas as pd
 from plural_kit.data._io import parse, stamp
 from plural_kit.data.home import _load_registry
 from plural_kit.data.schema import validate_preferences
+from plural_kit.io import jsonable
+from plural_kit.results import Result, Summary, frame_summary
 
-__all__ = ["DEFAULT_TRAITS", "list_persona_traits", "load_persona", "make_persona_preferences"]
+__all__ = ["DEFAULT_TRAITS", "SPLITS", "PersonaSplits", "list_persona_traits", "load_persona",
+           "make_persona_preferences"]
 
 _PREFIX = "anthropic_evals/persona/"
 #: the Big Five, the default persona dimensions of :func:`make_persona_preferences`
@@ -250,3 +253,88 @@ def make_persona_preferences(
         df.insert(1, "prompt", prompt)
     df = df.sort_values(["user"], kind="stable", ignore_index=True)
     return validate_preferences(df)
+
+
+#: the splits of :func:`make_persona_preferences`, in the order they are reported
+SPLITS: tuple[str, ...] = ("train", "test", "unseen_adapt", "unseen_test")
+
+
+class PersonaSplits(Result):
+    """The pairs of :func:`make_persona_preferences` by split, and what a lesson reads off them.
+
+    ``splits["train"]``: the pairs of one split (a frame, rows in table order); :attr:`group_names`,
+    :attr:`user_groups`, :attr:`traits`; :meth:`statements` (the distinct texts to embed);
+    :meth:`oracle` and :meth:`group_labels` (per pair of a split); :meth:`examples` (one training
+    pair per group). ``to_frame``: users and pairs per split.
+    """
+
+    title = "persona preferences: users and pairs per split"
+
+    def __init__(self, pairs: pd.DataFrame):
+        missing = {"user", "chosen", "rejected", "group", "split", "flipped", "group_traits", "trait"} - set(pairs)
+        if missing:
+            raise ValueError(f"pairs lack columns {sorted(missing)} (make_persona_preferences has them)")
+        unknown = set(pairs["split"]) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"unknown splits {sorted(unknown)}; splits are {list(SPLITS)}")
+        self.pairs = pairs
+
+    def __getitem__(self, split: str) -> pd.DataFrame:
+        if split not in SPLITS:
+            raise KeyError(f"no split {split!r}; splits are {list(SPLITS)}")
+        return self.pairs[self.pairs["split"] == split]
+
+    @property
+    def group_names(self) -> pd.Series:
+        """Each group's traits with their polarity (``"+openness -neuroticism"``), indexed by group."""
+        return self.pairs.groupby("group")["group_traits"].first()
+
+    @property
+    def user_groups(self) -> pd.Series:
+        """Each user's group, indexed by user."""
+        return self.pairs.groupby("user")["group"].first()
+
+    @property
+    def traits(self) -> list[str]:
+        """The traits the pairs are about, sorted."""
+        return sorted(self.pairs["trait"].unique())
+
+    def statements(self, split: str | None = None) -> pd.Index:
+        """The distinct texts of the pairs of ``split`` (all pairs when None): the chosen ones in
+        table order, then the rejected ones not seen yet."""
+        table = self.pairs if split is None else self[split]
+        return pd.Index(pd.unique(pd.concat([table["chosen"], table["rejected"]])))
+
+    def oracle(self, split: str) -> np.ndarray:
+        """(n,) the oracle's probability of each observed winner of ``split``: 1, and 0 where the
+        label was flipped (label noise)."""
+        return 1.0 - self[split]["flipped"].to_numpy(float)
+
+    def group_labels(self, split: str) -> pd.Series:
+        """Each pair's group as ``"0: +openness -neuroticism"`` (for tables and figures)."""
+        names = self.group_names
+        return self[split]["group"].map(lambda g: f"{g}: {names[g]}")
+
+    def examples(self) -> Summary:
+        """The first training pair of each group, the statements in full."""
+        first = self["train"].groupby("group").head(1)[["user", "group_traits", "chosen", "rejected"]]
+        return frame_summary("one training pair per group", first)
+
+    def to_frame(self) -> pd.DataFrame:
+        """``users`` and ``pairs`` per split (rows in :data:`SPLITS` order, the splits present)."""
+        counts = self.pairs.groupby("split").agg(users=("user", "nunique"), pairs=("user", "size"))
+        return counts.loc[[s for s in SPLITS if s in counts.index]]
+
+    def summary(self) -> Summary:
+        """The users and pairs per split and the number of distinct statements (to embed)."""
+        frame, note = self.to_frame(), f"distinct statements to embed: {len(self.statements())}"
+        return Summary(f"{frame.to_string()}\n{note}", frame_summary(self.title, frame, note).as_html())
+
+    def to_dict(self) -> dict:
+        """``groups`` (group -> traits), ``splits`` (the table as lists) and ``n_statements``."""
+        return jsonable({"groups": self.group_names.to_dict(),
+                         "splits": self.to_frame().reset_index().to_dict(orient="list"),
+                         "n_statements": len(self.statements())})
+
+    def _repr_fields(self) -> dict:
+        return {"pairs": len(self.pairs), "users": self.pairs["user"].nunique(), "groups": len(self.group_names)}

@@ -20,6 +20,7 @@ linear in :func:`quadratic_features` ``[x, ||x||^2]``.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -248,6 +249,16 @@ def split_users(data: SyntheticPreferences, test_size: float = 0.2, seed: int = 
     _, held = train_test_split(ug.index.to_numpy(), test_size=test_size, random_state=seed, stratify=ug.to_numpy())
     unseen = np.isin(data.users, held)
     return data.subset(~unseen), data.subset(unseen)
+
+
+def check_shots(shots: Sequence[int], few_shots: int, pairs_per_user: int) -> None:
+    """Raise ``ValueError`` unless a user with ``pairs_per_user`` pairs keeps pairs to be evaluated
+    on after adapting on their first ``max(shots)`` (:func:`first_pairs_per_user`), and
+    ``few_shots`` (the ``k`` where "a few own pairs" is checked) is one of ``shots``."""
+    if max(shots) >= pairs_per_user:
+        raise ValueError(f"pairs_per_user ({pairs_per_user}) must exceed max(shots) ({max(shots)})")
+    if few_shots not in shots:
+        raise ValueError(f"few_shots ({few_shots}) must be one of shots {shots}")
 
 
 def first_pairs_per_user(data: SyntheticPreferences, n: int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Iterable, Sequence
@@ -376,6 +377,16 @@ class GenerationCheck(Result):
             lines.append(f"--- {kind} prompts, {cond} ---")
             lines += [f"> {p[:max_prompt_chars]}\n{t}\n" for p, t in zip(g["prompt"], g["text"])]
         return "\n".join(lines)
+
+    def transcript_if(self, show: bool, notice: str = "Generations are not printed "
+                      "(show_harmful_generations=False); the table above scores them.") -> str:
+        """:meth:`transcript` when ``show`` (after a :class:`UserWarning` that it holds harmful
+        prompts' outputs), else ``notice``: what a lesson prints, the texts only on request."""
+        if not show:
+            return notice
+        warnings.warn("printing model outputs for harmful prompts and steered outputs (content warning)",
+                      stacklevel=2)
+        return self.transcript()
 
     def _repr_fields(self) -> dict:
         return {"generations": len(self._generations), "groups": len(self.to_frame())}

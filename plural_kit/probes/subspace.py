@@ -234,6 +234,17 @@ def compare_overlap(A, B, *, energy: float = 0.9, centred: bool = True, n_splits
                              diff_vs_halves=vals[:, 0] - vals[:, 2], confidence=confidence)
 
 
+def compare_overlap_at(activations: Mapping[int, np.ndarray], labels, layer: int, **kwargs) -> OverlapComparison:
+    """:func:`compare_overlap` of the rows labelled 1 (A) and 0 (B) of ``activations[layer]``.
+
+    activations: ``{layer: (n, d)}``; labels: (n,) of 0/1; ``kwargs``: those of :func:`compare_overlap`.
+    """
+    X, y = np.asarray(activations[layer]), np.asarray(labels).astype(int)
+    if X.shape[0] != len(y):
+        raise ValueError(f"layer {layer} has {X.shape[0]} rows for {len(y)} labels")
+    return compare_overlap(X[y == 1], X[y == 0], **kwargs)
+
+
 @dataclass(repr=False)
 class OverlapByLayer(Result):
     """Subspace overlaps of two sets of prompts at each layer (:func:`overlap_by_layer`), one row
