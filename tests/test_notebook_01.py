@@ -4,14 +4,12 @@ The outcomes must be the same whatever ``PLURAL_KIT_DTYPE`` says (it sets the He
 the Newton fitters) and on any CPU: run this test under ``PLURAL_KIT_DTYPE=float32`` and
 ``PLURAL_KIT_DTYPE=bf16``. They are also the outcomes of the default run.
 """
-import json
-from pathlib import Path
 
-import papermill as pm
+from lessons import outcomes, run_lesson
 
 from plural_kit.claims import HOLDS, NOT_DISTINGUISHABLE
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_mixture_modeling.ipynb"
+NOTEBOOK = "01_mixture_modeling"
 
 SMALL = dict(
     n_items=150, n_features=4, n_groups=2, users_per_group=20, pairs_per_user=60,
@@ -51,13 +49,8 @@ EXPECTED = {
 
 
 def test_notebook_claims_have_their_outcomes(tmp_path):
-    pm.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters={**SMALL, "output_dir": str(tmp_path)},
-        kernel_name="python3", cwd=str(NOTEBOOK.parent), progress_bar=False,
-    )
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    outcomes = {name: claim["outcome"] for name, claim in m["claims"].items()}
-    assert outcomes == EXPECTED
+    m = run_lesson(NOTEBOOK, SMALL, tmp_path)
+    assert outcomes(m) == EXPECTED
     # every claim says how its interval was made, over users
     assert all("users" in claim["method"] for claim in m["claims"].values())
     assert m["gap_vs_disagreement"]["disagreement"] == [0.0, 1.0]

@@ -5,14 +5,12 @@ SmolLM2-135M runs in): run this test under ``PLURAL_KIT_DTYPE=float32`` and ``PL
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
+from lessons import outcomes, run_lesson
 
 from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_misalignment_probes.ipynb"
+NOTEBOOK = "03_misalignment_probes"
 
 SMALL = {
     "n_train_per_class": 12, "n_test_per_class": 8, "layers": [0, 2, 8, 17],
@@ -53,14 +51,8 @@ EXPECTED = {
 
 @pytest.mark.slow
 def test_notebook_03_claims_have_their_outcomes(tmp_path):
-    import papermill
-
-    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), cwd=str(NOTEBOOK.parent),
-                               kernel_name="python3", progress_bar=False,
-                               parameters={**SMALL, "output_dir": str(tmp_path)})
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    outcomes = {name: claim["outcome"] for name, claim in m["claims"].items()}
-    assert outcomes == EXPECTED
+    m = run_lesson(NOTEBOOK, SMALL, tmp_path)
+    assert outcomes(m) == EXPECTED
     probe = m["probe"]
     assert probe["n_train"] == 24 and probe["n_test"] == 16
     assert probe["selected_layer"] in (0, 2, 8, 17) and m["direction"]["layer"] in (2, 8, 17)

@@ -4,15 +4,13 @@ parameters and check each claim's outcome.
 The outcomes must not depend on the embedding dtype: run this test under
 ``PLURAL_KIT_DTYPE=float32`` and ``PLURAL_KIT_DTYPE=bf16``.
 """
-import json
-from pathlib import Path
 
-import papermill as pm
 import pytest
+from lessons import outcomes, run_lesson
 
 from plural_kit.claims import HOLDS, NOT_DISTINGUISHABLE
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_pluralistic_rewards_on_real_text.ipynb"
+NOTEBOOK = "04_pluralistic_rewards_on_real_text"
 
 # One trait and two groups: the only two groups there are, +openness and -openness, which
 # disagree on every pair — whatever the seed draws.
@@ -52,19 +50,12 @@ EXPECTED = {
 @pytest.mark.slow
 def test_notebook_claims_have_their_outcomes(tmp_path):
     # A cache of its own, so that the test embeds from scratch (in the dtype it runs in).
-    pm.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters={
-            **SMALL, "output_dir": str(tmp_path),
-            "embedding_cache": str(tmp_path / "cache")},
-        kernel_name="python3", cwd=str(NOTEBOOK.parent), progress_bar=False,
-    )
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_lesson(NOTEBOOK, {**SMALL, "embedding_cache": str(tmp_path / "cache")}, tmp_path)
     assert m["model_name"] == "smollm2-135m-instruct" and m["layer"] == -2
     assert sorted(m["data"]["groups"].values()) == ["+openness", "-openness"]
     splits = dict(zip(m["data"]["splits"]["split"], m["data"]["splits"]["pairs"]))
     assert splits == {"train": 16 * 20, "test": 16 * 10, "unseen_adapt": 12 * 2, "unseen_test": 12 * 10}
-    outcomes = {name: claim["outcome"] for name, claim in m["claims"].items()}
-    assert outcomes == EXPECTED
+    assert outcomes(m) == EXPECTED
     assert all("users" in claim["method"] or "Wilson" in claim["method"] for claim in m["claims"].values())
     assert sorted(set(m["unseen_users"]["shots"])) == [0, 2]
     assert 0 < m["peak_rss_mb"] < 1536

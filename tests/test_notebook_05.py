@@ -4,15 +4,13 @@ whose leaderboard) with small parameters and check each claim's outcome.
 The outcomes must not depend on the judge's dtype: run this test under
 ``PLURAL_KIT_DTYPE=float32`` and ``PLURAL_KIT_DTYPE=bf16``.
 """
-import json
-from pathlib import Path
 
-import papermill as pm
 import pytest
+from lessons import outcomes, run_lesson
 
 from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_rankings_and_judges.ipynb"
+NOTEBOOK = "05_rankings_and_judges"
 
 SMALL = {"n_matches": 200, "n_orders": 30, "design_items": 8, "budgets": [10, 30, 120], "n_sims": 8,
          "n_judge_pairs": 8, "max_pair_chars": 450, "group_judgments": [2400, 2100, 1500], "n_boot": 100, "seed": 0,
@@ -44,12 +42,9 @@ EXPECTED = {
 
 @pytest.mark.slow
 def test_notebook_claims_have_their_outcomes(tmp_path):
-    pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters={**SMALL, "output_dir": str(tmp_path)},
-                        kernel_name="python3", cwd=str(NOTEBOOK.parent), progress_bar=False)
-    m = json.loads((tmp_path / "metrics.json").read_text())
+    m = run_lesson(NOTEBOOK, SMALL, tmp_path)
     assert m["model_name"] == "smollm2-135m-instruct"
-    outcomes = {name: claim["outcome"] for name, claim in m["claims"].items()}
-    assert outcomes == EXPECTED
+    assert outcomes(m) == EXPECTED
     assert len(m["arena"]["order"]) == 8 and m["arena"]["n_comparisons"] == 200
     assert {row["judgments"] for row in m["designs"]["table"]} == {10, 30, 120}
     assert [row["view"] for row in m["judge"]["table"]] == ["x_first", "x_second", "p_averaged", "verdicts_averaged"]

@@ -5,15 +5,13 @@ same whatever ``PLURAL_KIT_DTYPE`` says (the embedding dtype, and the Hessian dt
 fitters) and on any CPU: run this test under ``PLURAL_KIT_DTYPE=float32`` and
 ``PLURAL_KIT_DTYPE=bf16``. They are also the outcomes of the default run.
 """
-import json
-from pathlib import Path
 
-import papermill as pm
 import pytest
+from lessons import outcomes, run_lesson
 
 from plural_kit.claims import DOES_NOT_HOLD, HOLDS, NOT_DISTINGUISHABLE
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_noise_or_disagreement.ipynb"
+NOTEBOOK = "06_noise_or_disagreement"
 
 SMALL = dict(
     n_users=30, pairs_per_user=80, trait_pairs=150, held_out_pairs=60, n_prompts=120, n_candidates=8,
@@ -42,13 +40,8 @@ EXPECTED = {
 
 @pytest.mark.slow
 def test_notebook_claims_have_their_outcomes(tmp_path):
-    pm.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters={**SMALL, "output_dir": str(tmp_path)},
-        kernel_name="python3", cwd=str(NOTEBOOK.parent), progress_bar=False,
-    )
-    m = json.loads((tmp_path / "metrics.json").read_text())
-    outcomes = {name: claim["outcome"] for name, claim in m["claims"].items()}
-    assert outcomes == EXPECTED
+    m = run_lesson(NOTEBOOK, SMALL, tmp_path)
+    assert outcomes(m) == EXPECTED
     assert set(m) >= {"noise_or_view", "head_transfer", "best_of_n", "user_weights", "calibration_by_source", "stated_values"}
     assert m["best_of_n"]["n_candidates"] == 8 and m["user_weights"]["shots"] == 15
     assert m["stated_values"]["n_train_values"] == 10

@@ -3,14 +3,13 @@
 Every claim's outcome is asserted exactly: it is decided by its interval, so it is the same under
 PLURAL_KIT_DTYPE=float32 and bf16 (run this file under both).
 """
-import json
-from pathlib import Path
 
 import pytest
+from lessons import outcomes, run_lesson
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_real_people.ipynb"
+NOTEBOOK = "07_real_people"
 SMALL = {
     "n_items_per_domain": 1,
     "n_control_pairs": 2,
@@ -55,16 +54,12 @@ OUTCOMES = {
 
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory):
-    import papermill
     out = tmp_path_factory.mktemp("nb07")
-    papermill.execute_notebook(str(NOTEBOOK), str(out / "out.ipynb"), parameters={**SMALL, "output_dir": str(out)},
-                               kernel_name="python3", cwd=str(out), progress_bar=False)
-    return json.loads((out / "metrics.json").read_text())
+    return run_lesson(NOTEBOOK, SMALL, out, cwd=out)
 
 
 def test_claim_outcomes(metrics):
-    got = {name: c["outcome"] for name, c in metrics["claims"].items()}
-    assert got == OUTCOMES
+    assert outcomes(metrics) == OUTCOMES
     for c in metrics["claims"].values():
         if c["ci_low"] is not None:  # NaN (no interval) is written as null
             assert c["ci_low"] <= c["estimate"] <= c["ci_high"]

@@ -22,6 +22,16 @@ def test_committed_outputs_come_from_a_complete_run(path):
     assert checked and all(c.get("outputs") for c in checked)
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_lessons_show_their_figures(path):
+    """A lesson is read on GitHub and in Binder before anyone runs it: its figures must be in the
+    committed outputs (``%matplotlib inline`` keeps them even where ``MPLBACKEND=Agg`` is set)."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any(c.source.lstrip().startswith("%matplotlib inline") for c in code)
+    assert sum("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])) >= 1
+
+
 def test_lessons_are_numbered_from_01_without_gaps():
     assert [p.stem[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(1, len(NOTEBOOKS) + 1)]
     assert len(NOTEBOOKS) >= 4
