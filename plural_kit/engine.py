@@ -54,7 +54,8 @@ from plural_kit.packed import PackedDecoder, packed_support
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FINAL_NORM", "Engine", "ForwardEngine", "check_pooling", "check_texts", "decoder_blocks"]
+__all__ = ["FINAL_NORM", "Engine", "ForwardEngine", "chat_format", "check_pooling", "check_texts", "decoder_blocks",
+           "tokenize_texts"]
 
 Pooling = str | int
 #: A point of the residual stream as callers name it: an int layer or a TransformerLens-style name.
@@ -82,6 +83,63 @@ def check_texts(texts, name: str = "texts") -> list[str]:
         raise TypeError(f"{name} must all be strings; {len(bad)} are not, first at index {bad[0][0]} "
                         f"({bad[0][1]})")
     return texts
+
+
+def chat_format(tokenizer, prompts, *, system: str | None = None, add_generation_prompt: bool = True,
+                model_name: str = "this model") -> list[str]:
+    """Format user prompts (strings) or whole conversations (lists of ``{"role", "content"}``) as chat text
+    with ``tokenizer``'s template (every engine formats prompts here).
+
+    ``system`` is prepended as a system message when given (otherwise the template's default, if
+    any). Returns one string per prompt, ready for an engine's other methods; ``model_name`` names
+    the model in the error for a tokenizer without a template.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"the tokenizer of {model_name} has no chat template; pass plain text")
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of strings or of message lists, got a single string")
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("prompts is empty")
+    out = []
+    for i, p in enumerate(prompts):
+        if isinstance(p, str):
+            messages = [{"role": "user", "content": p}]
+        elif isinstance(p, Sequence) and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in p):
+            messages = list(p)
+        else:
+            raise TypeError(f"prompts[{i}] must be a string or a list of {{'role', 'content'}} dicts, "
+                            f"got {p!r:.80}")
+        if system is not None:
+            messages = [{"role": "system", "content": system}, *messages]
+        out.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt))
+    return out
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str], *, max_length: int, is_causal: bool = True) -> list[list[int]]:
+    """Token ids of each text (special tokens as ``tokenizer`` adds them, unless the text already
+    starts with the BOS token, e.g. chat-formatted text), truncated to ``max_length`` (a causal
+    model keeps the end, an encoder the start and its last token). Every engine tokenises here."""
+    texts = check_texts(texts)
+    bos = getattr(tokenizer, "bos_token", None)
+    ids: list[list[int] | None] = [None] * len(texts)
+    for add in (True, False):
+        sel = [i for i, t in enumerate(texts) if (not add) == bool(bos and t.startswith(bos))]
+        if sel:
+            enc = tokenizer([texts[i] for i in sel], add_special_tokens=add, truncation=False)["input_ids"]
+            for i, e in zip(sel, enc):
+                ids[i] = list(e)
+    n_long = 0
+    for i, e in enumerate(ids):
+        if len(e) > max_length:
+            n_long += 1
+            ids[i] = e[-max_length:] if is_causal else e[: max_length - 1] + e[-1:]
+        elif not e:
+            raise ValueError(f"texts[{i}] is empty after tokenisation; pass non-empty text")
+    if n_long:
+        logger.warning("%d of %d texts are longer than max_length=%d tokens and were truncated (kept the %s)",
+                       n_long, len(ids), max_length, "end" if is_causal else "start")
+    return ids  # type: ignore[return-value]
 
 
 def continuation_ids(engine, prompts, continuations, reduce: str) -> tuple[list[list[int]], list[list[int]]]:
@@ -241,56 +299,14 @@ class ForwardEngine:
 
     # ------------------------------------------------------------------ text preparation
     def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
-        """Format user prompts (strings) or whole conversations (lists of ``{"role", "content"}``) as chat text.
-
-        ``system`` is prepended as a system message when given (otherwise the template's
-        default, if any). Returns one string per prompt, ready for the other methods.
-        """
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"the tokenizer of {type(self.model).__name__} has no chat template; pass plain text")
-        if isinstance(prompts, str):
-            raise TypeError("prompts must be a list of strings or of message lists, got a single string")
-        prompts = list(prompts)
-        if not prompts:
-            raise ValueError("prompts is empty")
-        out = []
-        for i, p in enumerate(prompts):
-            if isinstance(p, str):
-                messages = [{"role": "user", "content": p}]
-            elif isinstance(p, Sequence) and all(isinstance(m, Mapping) and {"role", "content"} <= set(m) for m in p):
-                messages = list(p)
-            else:
-                raise TypeError(f"prompts[{i}] must be a string or a list of {{'role', 'content'}} dicts, "
-                                f"got {p!r:.80}")
-            if system is not None:
-                messages = [{"role": "system", "content": system}, *messages]
-            out.append(self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                          add_generation_prompt=add_generation_prompt))
-        return out
+        """Format user prompts (strings) or whole conversations (lists of ``{"role", "content"}``) as chat text
+        (:func:`chat_format` with this engine's tokenizer)."""
+        return chat_format(self.tokenizer, prompts, system=system, add_generation_prompt=add_generation_prompt,
+                           model_name=type(self.model).__name__)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (special tokens as the tokenizer adds them, unless the text
-        already starts with the BOS token, e.g. chat-formatted text), truncated to ``max_length``."""
-        texts = check_texts(texts)
-        bos = getattr(self.tokenizer, "bos_token", None)
-        ids: list[list[int] | None] = [None] * len(texts)
-        for add in (True, False):
-            sel = [i for i, t in enumerate(texts) if (not add) == bool(bos and t.startswith(bos))]
-            if sel:
-                enc = self.tokenizer([texts[i] for i in sel], add_special_tokens=add, truncation=False)["input_ids"]
-                for i, e in zip(sel, enc):
-                    ids[i] = list(e)
-        n_long = 0
-        for i, e in enumerate(ids):
-            if len(e) > self.max_length:
-                n_long += 1
-                ids[i] = e[-self.max_length:] if self.is_causal else e[: self.max_length - 1] + e[-1:]
-            elif not e:
-                raise ValueError(f"texts[{i}] is empty after tokenisation; pass non-empty text")
-        if n_long:
-            logger.warning("%d of %d texts are longer than max_length=%d tokens and were truncated (kept the %s)",
-                           n_long, len(ids), self.max_length, "end" if self.is_causal else "start")
-        return ids  # type: ignore[return-value]
+        """Token ids of each text, truncated to ``max_length`` (:func:`tokenize_texts`)."""
+        return tokenize_texts(self.tokenizer, texts, max_length=self.max_length, is_causal=self.is_causal)
 
     # ------------------------------------------------------------------ batching
     def _token_budget(self, packed: bool = False) -> tuple[float, int]:

@@ -310,12 +310,11 @@ class RayEngine:
         return int(layer) % (n + 1)
 
     def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
-        """Chat-format prompts with the model's template (as :meth:`ForwardEngine.apply_chat_template`)."""
-        from plural_kit.engine import ForwardEngine
+        """Chat-format prompts with the model's template (:func:`plural_kit.engine.chat_format`)."""
+        from plural_kit.engine import chat_format
 
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"the tokenizer of {self.model} has no chat template; pass plain text")
-        return ForwardEngine.apply_chat_template(self, prompts, system=system, add_generation_prompt=add_generation_prompt)
+        return chat_format(self.tokenizer, prompts, system=system, add_generation_prompt=add_generation_prompt,
+                           model_name=self.model)
 
     def hooks(self, fns):
         """Not available: hooks edit a model inside one process, and the actors' models live in others."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from plural_kit.engine import ForwardEngine, check_texts, continuation_ids
+from plural_kit.engine import chat_format, check_texts, continuation_ids, tokenize_texts
 
 __all__ = ["VLLMEngine"]
 
@@ -77,14 +77,13 @@ class VLLMEngine:
 
     # ------------------------------------------------------------------ text preparation
     def apply_chat_template(self, prompts, system: str | None = None, add_generation_prompt: bool = True) -> list[str]:
-        """Chat-format prompts with the model's template (as :meth:`ForwardEngine.apply_chat_template`)."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(f"the tokenizer of {self.model or 'this vLLM model'} has no chat template; pass plain text")
-        return ForwardEngine.apply_chat_template(self, prompts, system=system, add_generation_prompt=add_generation_prompt)
+        """Chat-format prompts with the model's template (:func:`plural_kit.engine.chat_format`)."""
+        return chat_format(self.tokenizer, prompts, system=system, add_generation_prompt=add_generation_prompt,
+                           model_name=self.model or "this vLLM model")
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids as :meth:`ForwardEngine.tokenize` gives them (the same texts reach vLLM)."""
-        return ForwardEngine.tokenize(self, texts)
+        """Token ids as :class:`~plural_kit.engine.ForwardEngine` gives them (the same texts reach vLLM)."""
+        return tokenize_texts(self.tokenizer, texts, max_length=self.max_length, is_causal=True)
 
     def token_ids(self, tokens: Sequence[int | str]) -> list[int]:
         """Vocabulary ids for ints or single-token strings; ``ValueError`` otherwise."""
