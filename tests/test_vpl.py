@@ -10,11 +10,16 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from plural_kit.data.synthetic import first_pairs_per_user, make_ideal_point_preferences, split_pairs, split_users
 from plural_kit import stats
+from plural_kit.data.synthetic import (
+    first_pairs_per_user,
+    make_ideal_point_preferences,
+    split_pairs,
+    split_users,
+)
 from plural_kit.reward.base import UnknownUserWarning
 from plural_kit.reward.bt import BradleyTerry
-from plural_kit.reward.vpl import VPL
+from plural_kit.reward.vpl import VPL, PosteriorCollapseWarning
 
 SMALL = dict(n_steps=400, device="cpu")
 
@@ -149,3 +154,17 @@ def test_one_pair_of_adaptation_is_no_worse_than_none(thirty_new_users):
         assert worse * diff.ci_low < 0, (metric, diff)  # and not distinguishably worse
     gain = stats.paired_difference(per_user[8]["correct"].to_numpy(), per_user[0]["correct"].to_numpy(), seed=0)
     assert gain.ci_low > 0, gain  # a few pairs do help
+
+
+def test_a_collapsed_posterior_is_said_and_a_used_latent_is_not(fitted):
+    """Users who share one reward give VPL nothing to encode: its latents collapse and every user is
+    predicted alike, which the fit says (a warning and ``user_spread_``); three groups do not."""
+    assert fitted.user_spread_ > 0.05
+    one = make_ideal_point_preferences(n_groups=1, seed=2)
+    with pytest.warns(PosteriorCollapseWarning, match="predicts every user alike"):
+        collapsed = VPL(n_steps=200, random_state=0).fit(one.X_chosen, one.X_rejected, one.users)
+    assert collapsed.user_spread_ < 0.01
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PosteriorCollapseWarning)
+        data = make_ideal_point_preferences(n_groups=3, seed=2)
+        VPL(n_steps=200, random_state=0).fit(data.X_chosen, data.X_rejected, data.users)

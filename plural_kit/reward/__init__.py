@@ -13,7 +13,13 @@ which scikit-learn's metadata routing passes to ``fit`` and ``score`` in model s
 ``user_representation()`` (DataFrame, users x dim) and ``predict_groups(n_groups=None)``
 (Series ``group`` indexed by user) expose each user's own parameters.
 """
-from plural_kit.reward.base import FeatureScaleWarning, FitFailedError, PreferenceModel, UnknownUserWarning, pairs_from_labels
+from plural_kit.reward.base import (
+    FeatureScaleWarning,
+    FitFailedError,
+    PreferenceModel,
+    UnknownUserWarning,
+    pairs_from_labels,
+)
 from plural_kit.reward.bt import BradleyTerry
 from plural_kit.reward.inference import BTInferenceResult, bradley_terry_inference
 from plural_kit.reward.micro import MiCRo
@@ -21,7 +27,7 @@ from plural_kit.reward.mixture import MixtureBT
 from plural_kit.reward.multihead import MultiHeadBT
 from plural_kit.reward.pal import PAL
 from plural_kit.reward.reliability import ReliabilityBT
-from plural_kit.reward.vpl import VPL
+from plural_kit.reward.vpl import VPL, PosteriorCollapseWarning
 
 __all__ = [
     "BTInferenceResult",
@@ -32,6 +38,7 @@ __all__ = [
     "MixtureBT",
     "MultiHeadBT",
     "PAL",
+    "PosteriorCollapseWarning",
     "PreferenceModel",
     "ReliabilityBT",
     "UnknownUserWarning",

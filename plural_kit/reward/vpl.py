@@ -46,6 +46,7 @@ the pairs say, also away from the known users. ``user_latents_`` holds the mixtu
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 from typing import Literal
 
@@ -57,12 +58,23 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from plural_kit.device import cpu_threads
-from plural_kit.reward._torch import TORCH_CONSTRAINTS, resolve_device, to_numpy, to_tensor, torch_generator
+from plural_kit.reward._torch import (
+    TORCH_CONSTRAINTS,
+    resolve_device,
+    to_numpy,
+    to_tensor,
+    torch_generator,
+)
 from plural_kit.reward.base import POPULATION, PreferenceModel, sigmoid
 
 _MAX_POPULATION_LATENTS = 64  # known users averaged over for the population prediction
 _N_REFERENCE = 256  # reference items for the pairwise reward scaling
 _PRUNE = 1e-9  # an adapted user's candidate latent below this weight (relative to the best) is dropped
+_COLLAPSED = 0.01  # user_spread_ below this: every user gets the same predictions (posterior collapse)
+
+
+class PosteriorCollapseWarning(UserWarning):
+    """VPL's users all get the same predictions: the latent carries nothing, VPL is one reward."""
 
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
@@ -136,6 +148,10 @@ class VPL(PreferenceModel):
         also ``user_representation()``. ``predict_groups(n_groups)`` clusters it with k-means.
     user_latent_log_var_ : DataFrame (users x latent_dim): the posterior log-variances.
     loss_curve_ : (n_steps,) training loss per step.
+    user_spread_ : how much the users' latents change the predictions: the mean over up to 256
+        training pairs of the standard deviation of ``P(chosen)`` across the population's latents
+        (probability units). Below 0.01 the posterior has collapsed (every user is predicted
+        alike, a :class:`PosteriorCollapseWarning` says so): on these pairs VPL is one reward.
     """
 
     _pluralistic = True
@@ -264,9 +280,23 @@ class VPL(PreferenceModel):
         self._set_population()
         self._components[:, -1], self._weights[:, -1] = self._latents, 1.0  # one component: the user's own mean
         self._publish_users()
+        self._check_collapse(chosen, rejected)
         rng = np.random.default_rng(self.random_state)
         items = np.concatenate([chosen, rejected])
         self._reference = items[rng.choice(len(items), min(_N_REFERENCE, len(items)), replace=False)]
+
+    def _check_collapse(self, chosen: np.ndarray, rejected: np.ndarray) -> None:
+        """Set ``user_spread_`` and warn when the users' latents do not change the predictions."""
+        rows = np.random.default_rng(self.random_state).permutation(len(chosen))[:_N_REFERENCE]
+        z = self._pop_mean[:, None, :]                                   # (J, 1, L) against (n, d)
+        p = sigmoid(self._decode(chosen[rows], z) - self._decode(rejected[rows], z))
+        self.user_spread_ = float(p.std(axis=0).mean())
+        if self.user_spread_ < _COLLAPSED and len(self._pop_mean) > 1:
+            warnings.warn(
+                f"VPL predicts every user alike (user_spread_ = {self.user_spread_:.2g} < {_COLLAPSED}: the "
+                "posterior collapsed to the prior, so on these pairs VPL is one reward for everyone). If the "
+                "users do differ: more pairs per user, more n_steps, a smaller beta or fewer features.",
+                PosteriorCollapseWarning, stacklevel=5)
 
     def _failure_hint(self) -> str:
         losses = getattr(self, "loss_curve_", np.zeros(0))
