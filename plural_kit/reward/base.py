@@ -95,7 +95,8 @@ def check_features(x, name: str, n_features: int | None = None) -> np.ndarray:
         raise ValueError(f"'{name}' must be a 2-D array of shape (n_pairs, n_features); got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"'{name}' is empty (0 rows)")
-    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():  # cheap sum first; exact check only if needed
+    # column sums first (one vectorised pass; NaN and inf propagate), the exact check only if one is not finite
+    if not np.isfinite(arr.sum(axis=0)).all() and not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
         raise ValueError(f"'{name}' has NaN or infinite values in {bad.size} row(s), first at rows {bad[:5].tolist()}")
     if n_features is not None and arr.shape[1] != n_features:
@@ -109,7 +110,8 @@ def check_pairs(chosen, rejected, users=None, n_features: int | None = None):
     rejected = check_features(rejected, "rejected", chosen.shape[1])
     if chosen.shape != rejected.shape:
         raise ValueError(f"'chosen' {chosen.shape} and 'rejected' {rejected.shape} must have the same shape")
-    if np.array_equal(chosen, rejected):
+    # the first rows first: the full comparison only when they are equal
+    if np.array_equal(chosen[:1], rejected[:1]) and np.array_equal(chosen, rejected):
         raise ValueError(
             "every pair has 'chosen' equal to 'rejected': the pairs carry no preference (features of the same "
             "item on both sides? check how the features were looked up)"
