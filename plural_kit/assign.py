@@ -29,6 +29,7 @@ import nbformat
 import pandas as pd
 import yaml
 
+from plural_kit.report import check_output_folder, read_notebook
 from plural_kit.results import Result, Summary, frame_summary
 
 ASSIGNMENT_DIR = Path(__file__).resolve().parent.parent / "assignments"
@@ -43,14 +44,19 @@ class AssignmentError(RuntimeError):
 def find_assignment(name: str | os.PathLike) -> Path:
     """The master notebook given as a path or a prefix of a master in ``assignments/`` (``"01"``)."""
     path = Path(name)
+    if path.suffix == ".ipynb" and path.is_dir():
+        raise FileNotFoundError(f"{str(name)!r} is a folder, not a notebook")
     if path.suffix == ".ipynb" and path.exists():
         return path
     masters = sorted(ASSIGNMENT_DIR.glob("*.ipynb")) if ASSIGNMENT_DIR.is_dir() else []
+    if not str(name).strip():  # a prefix of every master
+        raise FileNotFoundError(f"the assignment is empty (an unset variable?); assignments: {[p.stem for p in masters]}")
     hits = [p for p in masters if p.stem == str(name) or p.stem.startswith(str(name))]
     if len(hits) != 1:
         known = [p.stem for p in masters]
         what = "no" if not hits else "more than one"
-        raise FileNotFoundError(f"{what} assignment matches {str(name)!r}; assignments: {known}")
+        missing = " (no such file)" if path.suffix == ".ipynb" and not hits else ""
+        raise FileNotFoundError(f"{what} assignment matches {str(name)!r}{missing}; assignments: {known}")
     return hits[0]
 
 
@@ -67,7 +73,7 @@ def _config_of(cell) -> dict:
 
 def assignment_config(master: str | os.PathLike) -> dict:
     """The master's ``# ASSIGNMENT CONFIG`` (the YAML of its first raw cell that starts with it)."""
-    return _config_of(_config_cell(nbformat.read(str(master), as_version=4), master))
+    return _config_of(_config_cell(read_notebook(master), master))
 
 
 def _source_root() -> Path | None:
@@ -121,6 +127,26 @@ class BuiltAssignment(Result):
         return {"name": self.name, "questions": len(self.questions), "points": float(self.questions["points"].sum())}
 
 
+def _check_output(output: str | os.PathLike) -> Path:
+    """``output`` as a ``Path`` once it is known that it can be written, and that replacing it
+    deletes only an earlier build (``student/``, ``autograder/``): ``ValueError`` (one line) if not."""
+    if not str(output).strip():  # Path("") is the current folder, which would be replaced
+        raise ValueError("--output is empty (an unset variable?): give the folder to write student/ and autograder/ to")
+    output = Path(output)
+    what = f"the assignment to {output}"
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"cannot write {what}: {output} is a file, not a folder; choose another --output")
+    check_output_folder(output.parent, what)
+    if output.is_dir():
+        check_output_folder(output, what)
+        other = sorted(p.name for p in output.iterdir() if p.name not in ("student", "autograder"))
+        if other:
+            shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+            raise ValueError(f"will not replace {output}: it holds {shown}, not written by plural-kit assign; "
+                             "choose a new folder (or an earlier build's) for --output")
+    return output
+
+
 def _questions(master: Path) -> pd.DataFrame:
     rows = []
     for cell in nbformat.read(str(master), as_version=4).cells:
@@ -137,15 +163,17 @@ def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bund
 
     ``bundle_package``: put a wheel of this plural_kit into the autograder (needs the source
     tree, as in an editable install). ``run_tests``: let otter check the solutions pass first.
-    ``output`` is replaced. Raises :class:`AssignmentError` naming the failed step.
+    ``output`` is replaced, if it holds only an earlier build. Raises :class:`AssignmentError`
+    naming the failed step; ``ValueError`` (before any work) when ``output`` cannot be written or
+    holds other files, or the master is not a readable otter-grader notebook.
     """
     master = find_assignment(name)
-    output = Path(output)
+    nb = read_notebook(master)
+    config_cell = _config_cell(nb, master)
+    config = _config_of(config_cell)
+    output = _check_output(output)
     with tempfile.TemporaryDirectory(prefix="plural_kit_assign_") as tmp:
         tmp = Path(tmp)
-        nb = nbformat.read(str(master), as_version=4)
-        config_cell = _config_cell(nb, master)
-        config = _config_of(config_cell)
         root = _source_root()
         if bundle_package and root is not None:
             src = tmp / "src"  # a private copy: builds from the checkout itself share its build/ folder
@@ -215,16 +243,24 @@ def grade(autograder: str | os.PathLike, submission: str | os.PathLike,
 
     Only autograded questions are scored; written answers are graded by hand.
     """
+    for what, given in (("autograder", autograder), ("submission", submission)):
+        if not str(given).strip():  # Path("") is the current folder
+            raise FileNotFoundError(f"the {what} is empty (an unset variable?): give a file")
     autograder, submission = Path(autograder).resolve(), Path(submission).resolve()
     for path in (autograder, submission):
+        if path.is_dir():
+            raise FileNotFoundError(f"{path} is a folder, not a file")
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
     if not zipfile.is_zipfile(autograder) or "otter_config.json" not in zipfile.ZipFile(autograder).namelist():
         raise ValueError(f"{autograder} is not an otter autograder zip (plural-kit assign writes one under "
                          "OUTPUT/autograder/)")
+    if submission.suffix == ".ipynb":
+        read_notebook(submission)  # otter's own error for a broken notebook is a traceback, exit 1
+    if output_dir is not None:
+        check_output_folder(output_dir, f"the grading results to {output_dir}", "choose another output_dir")
     with tempfile.TemporaryDirectory(prefix="plural_kit_grade_") as tmp:
         out = Path(output_dir) if output_dir is not None else Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "otter", "run", "-a", str(autograder), "-o", str(out), str(submission)],
              f"otter run on {submission.name}", out)
         results = json.loads((out / "results.json").read_text())

@@ -2,7 +2,7 @@
 
 Command line::
 
-    plural-kit report NOTEBOOK [-p NAME VALUE ...] [--output FILE.html] [--no-input]
+    plural-kit report NOTEBOOK [-p NAME VALUE ...] [--output FILE.html] [--no-input] [--verbose]
 
 A report stands alone: its formulas are rendered to MathML when it is written (no MathJax, no
 script from a CDN), and its files are named after it (``r.html``, ``r.executed.ipynb``,
@@ -14,9 +14,11 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import lru_cache
 from html import escape as html_escape
 from pathlib import Path
@@ -40,11 +42,17 @@ def find_notebook(name: str | os.PathLike) -> Path:
     if path.suffix == ".ipynb" and path.exists():
         return path
     candidates = sorted(NOTEBOOK_DIR.glob("*.ipynb")) if NOTEBOOK_DIR.is_dir() else []
+    if not str(name).strip():  # a prefix of every lesson
+        raise FileNotFoundError(f"the notebook is empty (an unset variable?); known lessons: "
+                                f"{', '.join(p.stem for p in candidates) or 'none found'}")
     stem = path.name.removesuffix(".ipynb")
     matches = [p for p in candidates if p.stem == stem] or [p for p in candidates if p.stem.startswith(stem)]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(p.stem for p in candidates) or "none found"
+    if not matches and path.suffix == ".ipynb":  # a file name: say the file is missing, not only the lesson
+        raise FileNotFoundError(f"no notebook {str(name)!r}: no such file, and no lesson {stem!r} in "
+                                f"notebooks/; known lessons: {known}")
     if not matches:
         raise FileNotFoundError(f"no notebook {str(name)!r}; known lessons: {known}")
     raise FileNotFoundError(f"{str(name)!r} matches several notebooks ({', '.join(p.stem for p in matches)})")
@@ -62,10 +70,29 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except Exception as err:  # nbformat: NotJSONError, jsonschema's ValidationError, KeyError ... (no common base)
-        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
-        if len(first) > 200:
-            first = first[:200] + "..."
-        raise ValueError(f"{notebook} is not a readable Jupyter notebook ({type(err).__name__}: {first})") from None
+        raise _unreadable(notebook, err) from None
+
+
+def read_notebook(path: str | os.PathLike):
+    """The notebook at ``path`` (``nbformat`` v4 node). ``FileNotFoundError`` for a missing file or a
+    folder, ``ValueError`` when the file is not a readable notebook; both one line naming ``path``."""
+    import nbformat
+
+    if Path(path).is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is a folder, not a notebook")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except Exception as err:  # as in notebook_parameters
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path, err: Exception) -> ValueError:
+    first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+    if len(first) > 200:
+        first = first[:200] + "..."
+    return ValueError(f"{path} is not a readable Jupyter notebook ({type(err).__name__}: {first})")
 
 
 _TYPE_WORDS = {"int": "an int", "float": "a finite number", "bool": "true or false", "str": "a string", "list": "a list"}
@@ -114,21 +141,27 @@ class NotebookCellError(RuntimeError):
     """A cell of a report's notebook raised; the message is one line naming the cell.
 
     Attributes: ``notebook`` (the source), ``cell_index`` (0-based index of the cell in the source
-    notebook, as in ``nbformat``'s ``nb.cells``), ``execution_count``, ``source_line`` (first
+    notebook, as in ``nbformat``'s ``nb.cells``; ``"?"`` when a dead kernel left no trace of it),
+    ``execution_count`` (``None`` when the kernel died in the cell), ``source_line`` (first
     non-empty line of the cell), ``ename``, ``evalue`` (the exception's type name and message),
-    ``executed`` (the executed notebook, kept for inspection).
+    ``executed`` (the executed notebook, kept for inspection),
+    ``traceback`` (the kernel's traceback lines, ANSI colours removed; empty when it died).
     """
 
-    def __init__(self, notebook: Path, cell_index: int, execution_count, source: str, ename: str,
-                 evalue: str, executed: Path):
+    def __init__(self, notebook: Path, cell_index: int | str, execution_count, source: str, ename: str,
+                 evalue: str, executed: Path, traceback: list[str] | tuple = ()):
+        import re
+
         self.notebook, self.cell_index, self.execution_count = notebook, cell_index, execution_count
         self.source_line = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
         self.ename, self.evalue, self.executed = ename, evalue, executed
+        self.traceback = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in traceback]
         first = next((ln.strip() for ln in str(evalue).splitlines() if ln.strip()), "")
         if len(first) > 1000:
             first = first[:1000] + "..."
+        prompt = f" (In [{execution_count}])" if execution_count is not None else ""
         super().__init__(
-            f"{notebook.name} cell {cell_index} (In [{execution_count}]) `{self.source_line}` raised "
+            f"{notebook.name} cell {cell_index}{prompt} `{self.source_line}` raised "
             f"{ename}: {first} -- the executed notebook is kept at {executed}"
         )
 
@@ -241,8 +274,13 @@ def run_report(
     hide_input: bool = False,
     kernel_name: str = "python3",
     progress: bool = True,
+    verbose: bool = False,
 ) -> Path:
     """Execute ``notebook`` with papermill and write a self-contained HTML report; return its path.
+
+    ``progress``: papermill's progress bar on stderr. ``verbose``: also papermill's log with each
+    cell's output as it runs, and the kernel process's own stderr; without it neither is shown
+    (e.g. "Kernel is running over TCP without encryption"), and a failure is only the exception below.
 
     ``output`` (default ``reports/<notebook>.html``) must end in ``.html``. Beside it go the
     executed notebook and the notebook's metrics (see :func:`report_paths`): when the notebook
@@ -256,10 +294,12 @@ def run_report(
         whose type is not the declared one, an output that is not ``.html``, one whose files would
         overwrite the source notebook (also through a link), or one that cannot be written (checked
         before the notebook runs).
-    NotebookCellError  a cell raised: one line naming the cell; the executed notebook is kept.
+    NotebookCellError  a cell raised, or the kernel died in it: one line naming the cell; the
+        executed notebook is kept.
     """
     import nbformat
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     nb_path = find_notebook(notebook).resolve()
@@ -269,6 +309,7 @@ def run_report(
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {nb_path.name}; it takes {sorted(declared)}")
     parameters = {k: _check_parameter(k, v, declared[k]) for k, v in parameters.items()}
+    _check_kernel(kernel_name)
     if output is not None and not str(output).strip():
         raise ValueError("--output is empty (an unset variable?): give an .html path, or leave -o out for "
                          f"reports/{nb_path.stem}.html")
@@ -280,15 +321,19 @@ def run_report(
         outputs = Path(tempfile.mkdtemp(dir=html_path.parent, prefix=f".{html_path.stem}.outputs."))
         parameters["output_dir"] = str(outputs)
     try:
-        try:
-            pm.execute_notebook(
-                str(nb_path), str(paths["executed"]), parameters=parameters, cwd=str(nb_path.parent),
-                kernel_name=kernel_name, progress_bar=progress,
-            )
-        except PapermillExecutionError as err:
-            executed = nbformat.read(str(paths["executed"]), as_version=4)
-            raise NotebookCellError(nb_path, _source_index(executed, err.cell_index), err.exec_count,
-                                    err.source, err.ename, err.evalue, paths["executed"]) from err
+        with _papermill_log(verbose):
+            try:
+                pm.execute_notebook(
+                    str(nb_path), str(paths["executed"]), parameters=parameters, cwd=str(nb_path.parent),
+                    kernel_name=kernel_name, progress_bar=progress, log_output=verbose,
+                    kernel_manager_class=_kernel_manager(None if verbose else subprocess.DEVNULL),
+                )
+            except PapermillExecutionError as err:
+                executed = nbformat.read(str(paths["executed"]), as_version=4)
+                raise NotebookCellError(nb_path, _source_index(executed, err.cell_index), err.exec_count, err.source,
+                                        err.ename, err.evalue, paths["executed"], err.traceback) from err
+            except DeadKernelError as err:
+                raise _died(nb_path, paths["executed"]) from err
         if outputs is not None:
             protected = {nb_path, html_path, paths["executed"]}
             for entry in sorted(outputs.iterdir()):
@@ -301,6 +346,68 @@ def run_report(
             shutil.rmtree(outputs, ignore_errors=True)
     atomic_write_text(html_path, notebook_html(nbformat.read(str(paths["executed"]), as_version=4), hide_input))
     return html_path
+
+
+def _check_kernel(kernel_name: str) -> None:
+    """``ValueError`` (one line) when no Jupyter kernel ``kernel_name`` is installed."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise ValueError(f"no Jupyter kernel {kernel_name!r} is installed (for python3: pip install ipykernel)"
+                         ) from None
+
+
+def _kernel_manager(stderr):
+    """nbclient's kernel manager class, its kernel's stderr going to ``stderr`` (a file, ``None``: this
+    process's stderr, or ``subprocess.DEVNULL``). The kernel writes its own log there ("Kernel is
+    running over TCP without encryption", "KeyboardInterrupt caught in kernel" at shutdown,
+    tornado's tracebacks), not the cells' output."""
+    from jupyter_client import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            await super().start_kernel(stderr=stderr, **kw)
+
+    return KernelManager
+
+
+@contextmanager
+def _papermill_log(verbose: bool):
+    """Within it, papermill's log (and nbclient's, which papermill hands its logger) goes to stderr
+    from INFO up when ``verbose``, and nowhere otherwise: its warnings ("Kernel died while waiting
+    for execute reply.", "Autosave too slow ...") repeat what the exception says or are noise."""
+    import logging
+
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def _died(nb_path: Path, executed: Path) -> NotebookCellError:
+    """The error for a kernel that died (out of memory, a crash in compiled code, ``os._exit``):
+    the cell is the last one papermill started (the cells after it have no ``start_time``)."""
+    cell_index, source = "?", ""
+    if executed.is_file():
+        import nbformat
+
+        nb = nbformat.read(str(executed), as_version=4)
+        started = [i for i, c in enumerate(nb.cells) if c.metadata.get("papermill", {}).get("start_time")]
+        if started:
+            cell_index, source = _source_index(nb, started[-1]), nb.cells[started[-1]].source
+    return NotebookCellError(nb_path, cell_index, None, source, "DeadKernelError",
+                             "the kernel died (out of memory, or a crash in compiled code? verbose (-v) shows "
+                             "the kernel's stderr)", executed)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -320,21 +427,27 @@ def _check_outputs(paths: dict[str, Path], nb_path: Path) -> None:
                              f"choose another --output")
         if path.is_dir():
             raise ValueError(f"cannot write the report's {kind} file {path}: it is a folder; choose another --output")
-    folder = paths["html"].parent
+    check_output_folder(paths["html"].parent, f"the report {paths['html']}")
+
+
+def check_output_folder(folder: str | os.PathLike, what: str, hint: str = "choose another --output") -> None:
+    """Before any work: ``folder`` is a folder, or can be made one, where files can be created
+    (it is made if missing). ``ValueError`` (one line) ``cannot write WHAT: <why>; HINT``, e.g.
+    ``cannot write the report a/r.html: a is a file, not a folder; choose another --output``."""
+    folder = Path(folder)
     blocking = next((d for d in (folder, *folder.parents) if d.exists() and not d.is_dir()), None)
     if blocking is not None:
-        raise ValueError(f"cannot write the report {paths['html']}: {blocking} is a file, not a folder; "
-                         f"choose another --output")
+        raise ValueError(f"cannot write {what}: {blocking} is a file, not a folder; {hint}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"cannot write the report {paths['html']}: cannot create the folder {folder} "
-                         f"({err.strerror or type(err).__name__}); choose another --output") from None
+        raise ValueError(f"cannot write {what}: cannot create the folder {folder} "
+                         f"({err.strerror or type(err).__name__}); {hint}") from None
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{paths['html'].stem}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".plural_kit.", suffix=".probe")
     except OSError as err:
-        raise ValueError(f"cannot write the report {paths['html']}: cannot create files in {folder} "
-                         f"({err.strerror or type(err).__name__}); choose another --output") from None
+        raise ValueError(f"cannot write {what}: cannot create files in {folder} "
+                         f"({err.strerror or type(err).__name__}); {hint}") from None
     os.close(fd)
     os.unlink(probe)
 
@@ -351,7 +464,8 @@ def _one_line_usage(command: str):
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``plural-kit`` command.
 
-    Exit status: 0 done; 1 a cell of the notebook raised (one line names it); 2 a usage error,
+    Exit status: 0 done; 1 a cell of the notebook raised or its kernel died (one line names it;
+    ``report --verbose`` shows papermill's progress, the kernel's log and the traceback too); 2 a usage error,
     one line naming it (unknown notebook or parameter, a value that is not YAML or not of the
     parameter's type, a file that is not a notebook, an output that is not ``.html``, cannot be
     written, or would overwrite the notebook); 130 interrupted.
@@ -366,9 +480,12 @@ def main(argv: list[str] | None = None) -> int:
                      "notebook and the metrics go beside it as <name>.executed.ipynb and <name>.metrics.json")
     rep.add_argument("--no-input", action="store_true", help="hide code cells in the report")
     rep.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
+    rep.add_argument("-v", "--verbose", action="store_true", help="show papermill's progress bar, the kernel's "
+                     "log and each cell's output as it runs, and a failing cell's traceback (stderr)")
     asg = sub.add_parser("assign", help="build an assignment: the student notebook and the otter autograder zip")
     asg.add_argument("assignment", help="path or prefix of a master in assignments/ (e.g. 01)")
-    asg.add_argument("-o", "--output", required=True, help="directory to write (replaced): student/ and autograder/")
+    asg.add_argument("-o", "--output", required=True, help="directory to write: student/ and autograder/ (an "
+                     "earlier build there is replaced; a folder with other files is refused)")
     asg.add_argument("--no-run-tests", action="store_true", help="do not check the solutions against the tests first")
     grd = sub.add_parser("grade", help="grade a submission offline with an autograder zip (otter run, no Docker)")
     grd.add_argument("autograder", help="the autograder zip written by 'plural-kit assign'")
@@ -391,7 +508,14 @@ def _report_command(args) -> int:
             print(f"{name}: {spec.get('inferred_type_name')} = {spec.get('default')}  {spec.get('help', '')}")
         return 0
     params = _cli_parameters(nb_path, args.parameter)
-    print(f"wrote {run_report(nb_path, params, args.output, hide_input=args.no_input)}")
+    try:
+        html = run_report(nb_path, params, args.output, hide_input=args.no_input, progress=args.verbose,
+                          verbose=args.verbose)
+    except NotebookCellError as err:
+        if args.verbose and err.traceback:
+            print("\n".join(err.traceback), file=sys.stderr)
+        raise
+    print(f"wrote {html}")
     return 0
 
 

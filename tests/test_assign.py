@@ -190,3 +190,108 @@ def test_assignment_grades(built):
     scores = assign.grade(b.autograder, wrong).to_frame()
     lost = scores.index[scores["score"] < scores["max_score"]].tolist()
     assert lost == [mistake[0]], scores
+
+
+# ------------------------------------------------------------------ user errors: one line, exit 2, before any work
+def _one_line_exit_2(capsys, argv, message):
+    from plural_kit.report import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured.err
+    assert re.fullmatch(rf"plural-kit: error: {message}\n", captured.err), captured.err
+
+
+@pytest.mark.parametrize("output, message", [
+    # before: "Not a directory (afile/sub)", after the wheel and otter had run
+    ("afile/sub", r"cannot write the assignment to afile/sub: afile is a file, not a folder; choose another --output"),
+    ("afile", r"cannot write the assignment to afile: afile is a file, not a folder; choose another --output"),
+    ("/proc/plural_kit_out", r"cannot write the assignment to /proc/plural_kit_out: cannot create files in /proc "
+                             r"\(.+\); choose another --output"),
+    # before: Path("") is ".", which was replaced: -o "$UNSET" deleted the current folder
+    ("", r"--output is empty \(an unset variable\?\): give the folder to write student/ and autograder/ to"),
+    (".", r"will not replace \.: it holds afile, notes\.txt, not written by plural-kit assign; choose a new folder "
+          r"\(or an earlier build's\) for --output"),
+])
+def test_assign_output_that_cannot_be_written_or_replaced_is_refused_before_building(tmp_path, capsys, monkeypatch,
+                                                                                     output, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "notes.txt").write_text("mine")
+    _one_line_exit_2(capsys, ["assign", MASTERS[0], "-o", output], message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_assign_replaces_an_earlier_build_only(tmp_path):
+    earlier = tmp_path / "dist"
+    (earlier / "student").mkdir(parents=True)
+    (earlier / "autograder").mkdir()
+    assert assign._check_output(earlier) == earlier  # an earlier build: replaced
+    (earlier / "grades.csv").write_text("q1,3")
+    with pytest.raises(ValueError, match=r"will not replace \S+/dist: it holds grades\.csv, not written by"):
+        assign._check_output(earlier)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into a read-only folder: the /proc case checks an unwritable folder")
+def test_assign_into_a_folder_without_write_permission_is_refused(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        _one_line_exit_2(capsys, ["assign", MASTERS[0], "-o", str(locked / "dist")],
+                         r"cannot write the assignment to \S+/locked/dist: cannot create files in \S+/locked "
+                         r"\(Permission denied\); choose another --output")
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("garbage", r"\S*bad\.ipynb is not a readable Jupyter notebook \(NotJSONError: Notebook does not appear to be JSON: .*\)"),
+    ('{"a": 1}', r"\S*bad\.ipynb is not a readable Jupyter notebook \(ValidationError: .*\)"),  # was a traceback
+    (None, r"'\S*bad\.ipynb' is a folder, not a notebook"),
+])
+def test_a_master_or_submission_that_is_not_a_notebook_is_one_line(tmp_path, capsys, content, message):
+    import zipfile
+
+    bad = tmp_path / "bad.ipynb"
+    bad.mkdir() if content is None else bad.write_text(content)
+    _one_line_exit_2(capsys, ["assign", str(bad), "-o", str(tmp_path / "dist")], message)
+    assert not (tmp_path / "dist").exists()
+    autograder = tmp_path / "autograder.zip"  # looks like one: the submission is checked before otter runs
+    with zipfile.ZipFile(autograder, "w") as z:
+        z.writestr("otter_config.json", "{}")
+    if content is None:  # was "no such file"
+        message = r"\S+/bad\.ipynb is a folder, not a file"
+    _one_line_exit_2(capsys, ["grade", str(autograder), str(bad)], message)  # was otter's error, exit 1
+
+
+def test_a_master_path_that_does_not_exist_says_so(capsys):
+    _one_line_exit_2(capsys, ["assign", "/no/such/master.ipynb", "-o", "/tmp/never"],
+                     r"no assignment matches '/no/such/master\.ipynb' \(no such file\); assignments: \[.*\]")
+
+
+def test_grading_results_under_a_file_are_refused(tmp_path):
+    import zipfile
+
+    autograder = tmp_path / "autograder.zip"
+    with zipfile.ZipFile(autograder, "w") as z:
+        z.writestr("otter_config.json", "{}")
+    submission = tmp_path / "sub.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), str(submission))
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=r"cannot write the grading results to \S+/afile/out: \S+/afile is a file, "
+                                         r"not a folder; choose another output_dir"):
+        assign.grade(autograder, submission, output_dir=tmp_path / "afile" / "out")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["assign", "", "-o", "dist"], r"the assignment is empty \(an unset variable\?\); assignments: \[.*\]"),  # was "more than one"
+    (["grade", "", "sub.ipynb"], r"the autograder is empty \(an unset variable\?\): give a file"),  # was "<cwd> is not ..."
+    (["grade", "a.zip", " "], r"the submission is empty \(an unset variable\?\): give a file"),
+])
+def test_empty_arguments_are_named(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(capsys, argv, message)
+    assert list(tmp_path.iterdir()) == []

@@ -302,3 +302,87 @@ def test_disk_full_while_writing_names_the_target(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=rf"cannot write {re.escape(str(tmp_path / 'r.html'))}: No space left on device"):
         atomic_write(tmp_path / "r.html", full)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ what a user sees on stderr when a lesson fails
+def _cli(*args, cwd):
+    """``plural-kit ARGS`` in a fresh process (the kernel's own stderr and papermill's bar are visible there)."""
+    import subprocess
+    import sys
+
+    entry = "import sys; from plural_kit.report import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", entry, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_a_failing_cell_prints_only_the_error_line(tmp_path):
+    """Before: papermill's progress bar and the kernel's "Kernel is running over TCP without encryption"
+    warning came first on stderr."""
+    nb = _tiny(tmp_path / "bad.ipynb", "import sys\nprint('to-stderr', file=sys.stderr)\nraise KeyError('k')")
+    proc = _cli("report", nb, "-o", tmp_path / "bad.html", cwd=tmp_path)
+    executed = (tmp_path / "bad.executed.ipynb").resolve()
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (f"plural-kit: error: bad.ipynb cell 2 (In [3]) `import sys` raised KeyError: 'k' "
+                           f"-- the executed notebook is kept at {executed}\n")
+
+
+def test_verbose_shows_progress_kernel_log_cell_output_and_traceback(tmp_path):
+    nb = _tiny(tmp_path / "bad.ipynb", "print('cell-output-seen')\n1 / 0")
+    proc = _cli("report", nb, "-o", tmp_path / "bad.html", "--verbose", cwd=tmp_path)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "Executing:" in err and "cell-output-seen" in err  # the bar, and papermill's log of the outputs
+    assert "Kernel is running over TCP" in err  # the kernel's own stderr
+    assert "ZeroDivisionError                         Traceback (most recent call last)" in err
+    assert "\x1b[" not in err.split("Traceback", 1)[1]  # the traceback without colour codes
+    assert err.splitlines()[-1].startswith("plural-kit: error: bad.ipynb cell 2 (In [3]) `print('cell-output-seen')` "
+                                           "raised ZeroDivisionError: division by zero")
+
+
+def test_a_kernel_that_dies_is_one_line_naming_its_cell(tmp_path):
+    """Before: nbclient's DeadKernelError traceback, after "Kernel died while waiting for execute reply."."""
+    nb = _tiny(tmp_path / "dead.ipynb", "")
+    cells = nbformat.read(nb, as_version=4)
+    cells.cells[2:] = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(""),
+                       nbformat.v4.new_code_cell("import os\nos._exit(1)"), nbformat.v4.new_code_cell("print(2)")]
+    nbformat.write(cells, nb)
+    proc = _cli("report", nb, "-o", tmp_path / "dead.html", "-p", "n", "4", cwd=tmp_path)
+    executed = (tmp_path / "dead.executed.ipynb").resolve()
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == ("plural-kit: error: dead.ipynb cell 4 `import os` raised DeadKernelError: the kernel died "
+                           "(out of memory, or a crash in compiled code? verbose (-v) shows the kernel's stderr) "
+                           f"-- the executed notebook is kept at {executed}\n")
+    assert not (tmp_path / "dead.html").exists()
+
+
+def test_a_notebook_file_that_does_not_exist_says_so(capsys):
+    _one_line_exit_2(capsys, ["report", "/no/such/lesson.ipynb"],
+                     r"no notebook '/no/such/lesson\.ipynb': no such file, and no lesson 'lesson' in notebooks/; "
+                     r"known lessons: 01_.*")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes into a read-only folder: the /proc case above checks an unwritable folder")
+def test_an_output_folder_without_write_permission_is_refused(tiny_notebook, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        _one_line_exit_2(capsys, ["report", str(tiny_notebook), "-o", str(locked / "r.html")],
+                         r"cannot write the report \S+/locked/r\.html: cannot create files in \S+/locked "
+                         r"\(Permission denied\); choose another --output")
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("name", ["", " "])
+def test_an_empty_notebook_name_is_not_a_prefix_of_every_lesson(capsys, name):
+    """Before: "'' matches several notebooks (01_..., 02_..., ...)"."""
+    _one_line_exit_2(capsys, ["report", name], r"the notebook is empty \(an unset variable\?\); known lessons: 01_.*")
+
+
+def test_an_unknown_kernel_is_refused_before_anything_is_written(tiny_notebook, tmp_path):
+    """Before: jupyter_client's NoSuchKernel (a KeyError) from inside papermill."""
+    with pytest.raises(ValueError, match=r"no Jupyter kernel 'no-such-kernel' is installed"):
+        run_report(tiny_notebook, {}, tmp_path / "out" / "r.html", kernel_name="no-such-kernel", progress=False)
+    assert not (tmp_path / "out").exists()
