@@ -147,9 +147,10 @@ def _check_output(output: str | os.PathLike) -> Path:
     return output
 
 
-def _questions(master: Path) -> pd.DataFrame:
+def _questions(nb) -> pd.DataFrame:
+    """The questions of a master notebook (``nbformat`` node): name, points, manual."""
     rows = []
-    for cell in nbformat.read(str(master), as_version=4).cells:
+    for cell in nb.cells:
         if cell.cell_type == "raw" and cell.source.lstrip().startswith("# BEGIN QUESTION"):
             meta = yaml.safe_load(cell.source.split("\n", 1)[1]) or {}
             rows.append({"question": meta["name"], "points": float(meta.get("points", 1)),
@@ -201,7 +202,7 @@ def build_assignment(name: str | os.PathLike, output: str | os.PathLike, *, bund
     zips = sorted((output / "autograder").glob("*-autograder_*.zip"))
     if not student.is_file() or len(zips) != 1:
         raise AssignmentError(f"otter assign did not write student/{master.name} and one autograder zip in {output}")
-    return BuiltAssignment(master.stem, student, zips[0], output / "autograder" / master.name, _questions(master))
+    return BuiltAssignment(master.stem, student, zips[0], output / "autograder" / master.name, _questions(nb))
 
 
 @dataclass(frozen=True, repr=False)

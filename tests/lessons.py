@@ -22,3 +22,10 @@ def run_lesson(name: str, parameters: dict, out: Path, *, cwd: Path | None = Non
 def outcomes(metrics: dict) -> dict[str, str]:
     """``{claim name: outcome}`` of a lesson's ``metrics.json``."""
     return {name: claim["outcome"] for name, claim in metrics["claims"].items()}
+
+
+def check_intervals(metrics: dict) -> None:
+    """Every claim with an interval has its estimate inside it (NaN, no interval, is written as null)."""
+    for claim in metrics["claims"].values():
+        if claim["ci_low"] is not None:
+            assert claim["ci_low"] <= claim["estimate"] <= claim["ci_high"], claim["name"]

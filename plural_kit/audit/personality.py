@@ -389,6 +389,7 @@ def personality_alignment(data: PAPI, people: Sequence, *, train_items: Sequence
         own = pd.DataFrame(_train_domain_scores(keyed[rows][:, tr], domains[tr]), index=people)
         preds["persona prompt"] = persona_ratings(engine, test_mc, [persona_prompt(own.loc[p], population)
                                                                    for p in people], design, orders=orders)
+    strengths = None
     if steering:
         search = train if steering_items is None else list(steering_items)
         if not search or not set(search) <= set(train):
@@ -406,8 +407,15 @@ def personality_alignment(data: PAPI, people: Sequence, *, train_items: Sequence
     long = pd.concat([pd.DataFrame({"person": np.repeat(people, len(test)), "item": np.tile(test, len(people)),
                                     "method": m, "prediction": p.ravel(), "answer": truth.ravel()})
                       for m, p in preds.items()], ignore_index=True)
-    return AlignmentResult(errors, long, strengths if steering else None, confidence=confidence, n_boot=n_boot,
-                           seed=seed)
+    return AlignmentResult(errors, long, strengths, confidence=confidence, n_boot=n_boot, seed=seed)
+
+
+def _item_vectors(data: PAPI, vectors) -> np.ndarray:
+    """``vectors`` as an array, checked to be (n_items, d): one row per item of ``data.items``."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) != len(data.items):
+        raise AuditInputError(f"vectors must be ({len(data.items)}, d), one row per item; got {vectors.shape}")
+    return vectors
 
 
 def _train_domain_scores(keyed: np.ndarray, domains: np.ndarray) -> dict[str, np.ndarray]:
@@ -518,7 +526,7 @@ class AlignmentStudy(Result):
         return Claims(list(self.baselines.claims()) + [self.persona.claim(m) for m in model])
 
     def to_dict(self) -> dict:
-        strengths = None if self.persona is None or self.persona.strengths is None else self.persona.strengths
+        strengths = None if self.persona is None else self.persona.strengths
         return jsonable({"table": self.to_frame().to_dict(orient="records"), "claims": self.claims().to_dict(),
                          "steering_strengths": None if strengths is None else strengths.to_dict()})
 
@@ -673,9 +681,7 @@ def item_structure(data: PAPI, vectors: np.ndarray, *, n_per_domain: int = 12,
     Per person (:func:`~plural_kit.audit.rsa.person_rsa`): each respondent's own structure against
     the other people's, the hidden states' and (with an engine) the persona answers'.
     """
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or len(vectors) != len(data.items):
-        raise AuditInputError(f"vectors must be ({len(data.items)}, d), one row per item; got {vectors.shape}")
+    vectors = _item_vectors(data, vectors)
     chosen = data.items.groupby("domain", sort=False).head(int(n_per_domain))
     matrix = data.matrix()[chosen["item"]]
     answers = matrix.to_numpy()
@@ -778,9 +784,7 @@ def preference_study(data: PAPI, vectors: np.ndarray, *, models: Mapping[str, ob
     ``vpl_steps``)), fitted on ``n_people`` seen people and compared on their held-out pairs;
     then ``adapt``-ed to ``n_unseen`` new people with each of ``shots`` of their own pairs.
     """
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or len(vectors) != len(data.items):
-        raise AuditInputError(f"vectors must be ({len(data.items)}, d), one row per item; got {vectors.shape}")
+    vectors = _item_vectors(data, vectors)
     models = dict(models or {"BT": BradleyTerry(device=device),
                              "MixtureBT": MixtureBT(n_components=2, random_state=seed, device=device),
                              "PAL": PAL(n_prototypes=2, random_state=seed, device=device),

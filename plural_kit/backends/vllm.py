@@ -83,7 +83,7 @@ class VLLMEngine:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids as :class:`~plural_kit.engine.ForwardEngine` gives them (the same texts reach vLLM)."""
-        return tokenize_texts(self.tokenizer, texts, max_length=self.max_length, is_causal=True)
+        return tokenize_texts(self.tokenizer, texts, max_length=self.max_length, is_causal=self.is_causal)
 
     def token_ids(self, tokens: Sequence[int | str]) -> list[int]:
         """Vocabulary ids for ints or single-token strings; ``ValueError`` otherwise."""

@@ -184,13 +184,18 @@ def personality_scores(data: PAPI, level: str = "domain") -> pd.DataFrame:
     return out.reindex(columns=list(DOMAINS)) if level == "domain" else out
 
 
+def _user_id(person) -> str:
+    """A person's user id in the preference schema: ``"p<person>"``."""
+    return f"p{person}"
+
+
 def user_covariates(data: PAPI) -> pd.DataFrame:
     """One row per person, indexed by their preference user id (``"p<person>"``, as
     :func:`make_papi_preferences` names them): ``sex``, ``age``, ``country`` and the domain
     scores (columns :data:`DOMAINS`, :func:`personality_scores`)."""
     who = data.people.set_index("person")
     out = who.join(personality_scores(data))
-    out.index = pd.Index("p" + out.index.astype(str), name="user")
+    out.index = pd.Index([_user_id(p) for p in out.index], name="user")
     return out
 
 
@@ -314,7 +319,8 @@ def make_papi_preferences(data: PAPI, *, n_people: int = 60, n_unseen: int = 20,
         person = people.iloc[p]
         for split, pool, n in plan[rank < n_people]:
             for w, l in _pairs(wide[p], pool, n, rng):
-                rows.append({"user": f"p{person['person']}", "chosen": texts[w], "rejected": texts[l], "split": split,
+                rows.append({"user": _user_id(person["person"]), "chosen": texts[w], "rejected": texts[l],
+                             "split": split,
                              "chosen_item": items[w], "rejected_item": items[l],
                              "margin": int(wide[p, w] - wide[p, l]), "sex": person["sex"], "age": int(person["age"]),
                              "country": person["country"]})
